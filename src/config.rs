@@ -1,0 +1,555 @@
+//! Configuration: `RawConfig` is what the TOML file says, `Config` is validated and frozen.
+//!
+//! `Config::from_raw` resolves defaults, checks every rule and returns *all* problems at once,
+//! each with its dotted key path, so an operator fixes a file in one pass. Unknown keys are
+//! errors (`deny_unknown_fields`): a typo must never silently fall back to a default.
+//! Environment overrides (only `HOOKGATE_ADMIN_KEY` today) come through an injected lookup
+//! function, so tests never touch the process environment.
+//!
+//! Parse errors are reported as message + line/column, never with the offending source line:
+//! the file may hold secrets.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Environment variable that overrides `[admin] api_key`.
+pub const ADMIN_KEY_ENV: &str = "HOOKGATE_ADMIN_KEY";
+const MIN_ADMIN_KEY_CHARS: usize = 16;
+const MAX_BODY_BYTES_LIMIT: u64 = 64 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML at line {line}, column {column}: {message}")]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("invalid configuration:\n{}", format_problems(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One invalid key: its dotted path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+fn format_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  {}: {}", p.key, p.message))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A secret from configuration; `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+// === impl Secret ===
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw: exactly what the file says.
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    pub server: RawServer,
+    pub storage: RawStorage,
+    pub admin: RawAdmin,
+    pub delivery: RawDelivery,
+    pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: String,
+    pub max_body_bytes: u64,
+    pub header_read_timeout_ms: u64,
+    pub request_timeout_ms: u64,
+    pub shutdown_grace_s: u64,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawStorage {
+    pub data_dir: PathBuf,
+    pub journal_queue_capacity: u64,
+    pub journal_max_batch: u64,
+    pub journal_enqueue_timeout_ms: u64,
+}
+
+#[derive(Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAdmin {
+    pub api_key: String,
+    pub api_key_file: String,
+}
+
+impl fmt::Debug for RawAdmin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RawAdmin")
+            .field(
+                "api_key",
+                &if self.api_key.is_empty() { "" } else { "****" },
+            )
+            .field("api_key_file", &self.api_key_file)
+            .finish()
+    }
+}
+
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDelivery {
+    pub allow_private_networks: bool,
+    pub allow_cidrs: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    pub format: String,
+    pub level: String,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 1024 * 1024,
+            header_read_timeout_ms: 10_000,
+            request_timeout_ms: 30_000,
+            shutdown_grace_s: 30,
+        }
+    }
+}
+
+impl Default for RawStorage {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./hookgate-data"),
+            journal_queue_capacity: 8192,
+            journal_max_batch: 1024,
+            journal_enqueue_timeout_ms: 2_000,
+        }
+    }
+}
+
+impl Default for RawLog {
+    fn default() -> Self {
+        Self {
+            format: "text".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated.
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub storage: StorageConfig,
+    pub admin: AdminConfig,
+    pub delivery: DeliveryConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub max_body_bytes: usize,
+    /// Bounds how long a client may take to send its request head (slowloris).
+    pub header_read_timeout: Duration,
+    /// Bounds a whole request, so one stuck handler cannot hold the drain.
+    pub request_timeout: Duration,
+    pub shutdown_grace: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+    pub journal_queue_capacity: usize,
+    pub journal_max_batch: usize,
+    /// How long a writer waits for room in a full journal queue before answering 503.
+    pub journal_enqueue_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// The operator key; `None` disables operator endpoints (account creation over HTTP).
+    pub api_key: Option<Secret>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    pub allow_private_networks: bool,
+    pub allow_cidrs: Vec<IpNet>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+// === impl Config ===
+
+impl Default for Config {
+    /// The embedded default: what `hookgate serve` runs on with no `--config`.
+    fn default() -> Self {
+        Config::from_raw(RawConfig::default(), &|_| None)
+            .expect("invariant: the built-in defaults are valid (tested)")
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a file. `env` looks up environment overrides.
+    pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let raw = Self::parse_raw(path, &text)?;
+        Self::from_raw(raw, env)
+    }
+
+    /// The embedded default plus environment overrides.
+    pub fn default_with_env(env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        Self::from_raw(RawConfig::default(), env)
+    }
+
+    pub fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| {
+            let (line, column) = e
+                .span()
+                .map(|span| line_col(text, span.start))
+                .unwrap_or((0, 0));
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.message().to_owned(),
+            }
+        })
+    }
+
+    pub fn from_raw(
+        raw: RawConfig,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let mut problems = Vec::new();
+        let mut bad = |key: &str, message: String| {
+            problems.push(Problem {
+                key: key.to_owned(),
+                message,
+            })
+        };
+
+        let listen = raw.server.listen.parse::<SocketAddr>().unwrap_or_else(|_| {
+            bad(
+                "server.listen",
+                format!(
+                    "\"{}\" is not an address:port such as \"127.0.0.1:8080\"",
+                    raw.server.listen.escape_debug()
+                ),
+            );
+            SocketAddr::from(([127, 0, 0, 1], 8080))
+        });
+        if raw.server.max_body_bytes == 0 || raw.server.max_body_bytes > MAX_BODY_BYTES_LIMIT {
+            bad(
+                "server.max_body_bytes",
+                format!("must be between 1 and {MAX_BODY_BYTES_LIMIT}"),
+            );
+        }
+        for (key, value) in [
+            (
+                "server.header_read_timeout_ms",
+                raw.server.header_read_timeout_ms,
+            ),
+            ("server.request_timeout_ms", raw.server.request_timeout_ms),
+        ] {
+            if !(100..=600_000).contains(&value) {
+                bad(key, "must be between 100 and 600000".into());
+            }
+        }
+        if raw.server.shutdown_grace_s > 3600 {
+            bad("server.shutdown_grace_s", "must be at most 3600".into());
+        }
+
+        if raw.storage.data_dir.as_os_str().is_empty() {
+            bad("storage.data_dir", "must not be empty".into());
+        }
+        if !(1..=1_000_000).contains(&raw.storage.journal_queue_capacity) {
+            bad(
+                "storage.journal_queue_capacity",
+                "must be between 1 and 1000000".into(),
+            );
+        }
+        if !(1..=100_000).contains(&raw.storage.journal_max_batch) {
+            bad(
+                "storage.journal_max_batch",
+                "must be between 1 and 100000".into(),
+            );
+        }
+        if !(1..=60_000).contains(&raw.storage.journal_enqueue_timeout_ms) {
+            bad(
+                "storage.journal_enqueue_timeout_ms",
+                "must be between 1 and 60000".into(),
+            );
+        }
+
+        if !raw.admin.api_key.is_empty() && !raw.admin.api_key_file.is_empty() {
+            bad(
+                "admin.api_key_file",
+                "set either admin.api_key or admin.api_key_file, not both".into(),
+            );
+        }
+        let admin_key = match (env(ADMIN_KEY_ENV), raw.admin.api_key.is_empty()) {
+            (Some(v), _) if !v.is_empty() => Some((v, ADMIN_KEY_ENV)),
+            _ if !raw.admin.api_key.is_empty() => Some((raw.admin.api_key, "admin.api_key")),
+            _ if !raw.admin.api_key_file.is_empty() => {
+                match std::fs::read_to_string(&raw.admin.api_key_file) {
+                    Ok(v) => Some((v.trim().to_owned(), "admin.api_key_file")),
+                    Err(e) => {
+                        bad(
+                            "admin.api_key_file",
+                            format!("cannot read {}: {e}", raw.admin.api_key_file),
+                        );
+                        None
+                    }
+                }
+            }
+            _ => None,
+        };
+        let api_key = match admin_key {
+            Some((key, from)) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
+                bad(
+                    from,
+                    format!("the operator key must be at least {MIN_ADMIN_KEY_CHARS} characters"),
+                );
+                None
+            }
+            Some((key, _)) => Some(Secret(key)),
+            None => None,
+        };
+
+        let mut allow_cidrs = Vec::new();
+        for (i, cidr) in raw.delivery.allow_cidrs.iter().enumerate() {
+            match cidr.parse::<IpNet>() {
+                Ok(net) => allow_cidrs.push(net),
+                Err(_) => bad(
+                    &format!("delivery.allow_cidrs[{i}]"),
+                    format!(
+                        "\"{}\" is not a CIDR such as \"10.0.0.0/8\"",
+                        cidr.escape_debug()
+                    ),
+                ),
+            }
+        }
+
+        let format = match raw.log.format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                bad(
+                    "log.format",
+                    format!(
+                        "\"{}\" is not one of \"text\", \"json\"",
+                        other.escape_debug()
+                    ),
+                );
+                LogFormat::Text
+            }
+        };
+        if tracing_subscriber::EnvFilter::try_new(&raw.log.level).is_err() {
+            bad(
+                "log.level",
+                format!(
+                    "\"{}\" is not a level or filter such as \"info\" or \"hookgate=debug\"",
+                    raw.log.level.escape_debug()
+                ),
+            );
+        }
+
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        Ok(Config {
+            server: ServerConfig {
+                listen,
+                max_body_bytes: raw.server.max_body_bytes as usize,
+                header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
+                request_timeout: Duration::from_millis(raw.server.request_timeout_ms),
+                shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_s),
+            },
+            storage: StorageConfig {
+                data_dir: raw.storage.data_dir,
+                journal_queue_capacity: raw.storage.journal_queue_capacity as usize,
+                journal_max_batch: raw.storage.journal_max_batch as usize,
+                journal_enqueue_timeout: Duration::from_millis(
+                    raw.storage.journal_enqueue_timeout_ms,
+                ),
+            },
+            admin: AdminConfig { api_key },
+            delivery: DeliveryConfig {
+                allow_private_networks: raw.delivery.allow_private_networks,
+                allow_cidrs,
+            },
+            log: LogConfig {
+                format,
+                level: raw.log.level,
+            },
+        })
+    }
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn example_file_parses_to_exactly_the_default() {
+        let text = include_str!("../config.example.toml");
+        let raw = Config::parse_raw(Path::new("config.example.toml"), text).unwrap();
+        assert_eq!(raw, RawConfig::default());
+        assert_eq!(Config::from_raw(raw, &no_env).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn default_listens_on_loopback_8080_with_local_data_dir() {
+        let c = Config::default();
+        assert_eq!(c.server.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.storage.data_dir, PathBuf::from("./hookgate-data"));
+        assert_eq!(c.server.max_body_bytes, 1024 * 1024);
+        assert!(c.admin.api_key.is_none());
+        assert!(!c.delivery.allow_private_networks);
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let err = Config::parse_raw(
+            Path::new("x.toml"),
+            "[server]\nlisten = \"127.0.0.1:1\"\nlisen = 1\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `lisen`"), "{err}");
+        assert!(err.contains("line 3"), "{err}");
+    }
+
+    #[test]
+    fn all_problems_are_reported_with_key_paths() {
+        let text = r#"
+[server]
+listen = "not-an-address"
+max_body_bytes = 0
+[storage]
+journal_max_batch = 0
+[delivery]
+allow_cidrs = ["10.0.0.0/8", "nope"]
+[log]
+format = "xml"
+"#;
+        let raw = Config::parse_raw(Path::new("x.toml"), text).unwrap();
+        let ConfigError::Invalid(problems) = Config::from_raw(raw, &no_env).unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "server.listen",
+                "server.max_body_bytes",
+                "storage.journal_max_batch",
+                "delivery.allow_cidrs[1]",
+                "log.format"
+            ]
+        );
+    }
+
+    #[test]
+    fn env_admin_key_overrides_the_file_and_is_masked() {
+        let raw = Config::parse_raw(
+            Path::new("x.toml"),
+            "[admin]\napi_key = \"file-key-0123456789\"\n",
+        )
+        .unwrap();
+        let env = |k: &str| (k == ADMIN_KEY_ENV).then(|| "env-key-0123456789".to_owned());
+        let c = Config::from_raw(raw, &env).unwrap();
+        assert_eq!(
+            c.admin.api_key.as_ref().unwrap().expose(),
+            "env-key-0123456789"
+        );
+        assert!(!format!("{c:?}").contains("env-key"));
+    }
+
+    #[test]
+    fn short_admin_key_is_rejected() {
+        let raw = Config::parse_raw(Path::new("x.toml"), "[admin]\napi_key = \"short\"\n").unwrap();
+        let err = Config::from_raw(raw, &no_env).unwrap_err().to_string();
+        assert!(
+            err.contains("admin.api_key: the operator key must be at least 16"),
+            "{err}"
+        );
+        assert!(!err.contains("short\""), "{err}");
+    }
+
+    #[test]
+    fn parse_error_does_not_echo_the_source_line() {
+        let err = Config::parse_raw(Path::new("x.toml"), "[admin]\napi_key = \"sekrit-value\n")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("sekrit"), "{err}");
+        assert!(err.contains("line 2"), "{err}");
+    }
+}

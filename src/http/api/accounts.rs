@@ -1,0 +1,95 @@
+//! `POST /v1/accounts` (operator only) and `GET /v1/account`.
+
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::api_keys::mint;
+use super::{rfc3339, validate_name, Envelope, ErrorBody};
+use crate::http::auth::{Auth, Operator};
+use crate::http::envelope::{ApiError, ApiJson, Data};
+use crate::http::AppState;
+use crate::ids::{now_ms, AccountId};
+use crate::model::{Account, Scope};
+use crate::store::{Store, StoreError};
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_account))
+        .routes(routes!(get_account))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountCreate {
+    pub name: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    pub id: AccountId,
+    pub name: String,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountCreated {
+    pub account: AccountView,
+    /// The account's first API key (scope `full`). Shown once; only its hash is stored.
+    pub api_key: String,
+}
+
+fn view(a: Account) -> AccountView {
+    AccountView {
+        id: a.id,
+        name: a.name,
+        created_at: rfc3339(a.created_at_ms),
+    }
+}
+
+/// Creates an account and its first full-scope key; shared by the API and the CLI.
+pub async fn create(store: &Store, name: String) -> Result<(Account, String), StoreError> {
+    let now = now_ms();
+    let account = Account {
+        id: AccountId::new(),
+        name,
+        created_at_ms: now,
+    };
+    let (key, secret) = mint(account.id, "default".into(), Scope::Full, now);
+    store.create_account(account.clone(), key).await?;
+    Ok((account, secret))
+}
+
+/// Create an account (operator key). Answers its first API key, shown once.
+#[utoipa::path(post, path = "/v1/accounts", tag = "accounts", request_body = AccountCreate,
+    security(("operator_key" = [])),
+    responses((status = 201, body = Envelope<AccountCreated>), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn create_account(
+    State(state): State<AppState>,
+    _operator: Operator,
+    ApiJson(input): ApiJson<AccountCreate>,
+) -> Result<Data<AccountCreated>, ApiError> {
+    validate_name("name", &input.name)?;
+    let (account, api_key) = create(state.store(), input.name).await?;
+    Ok(Data::created(AccountCreated {
+        account: view(account),
+        api_key,
+    }))
+}
+
+/// The account the API key belongs to.
+#[utoipa::path(get, path = "/v1/account", tag = "accounts", security(("api_key" = [])),
+    responses((status = 200, body = Envelope<AccountView>), (status = 401, body = ErrorBody)))]
+async fn get_account(
+    State(state): State<AppState>,
+    auth: Auth,
+) -> Result<Data<AccountView>, ApiError> {
+    auth.require_read()?;
+    let account = state
+        .store()
+        .account(auth.account)?
+        .ok_or_else(|| ApiError::not_found("account"))?;
+    Ok(Data::ok(view(account)))
+}

@@ -1,0 +1,424 @@
+//! `/v1/destinations`: where events go, and how.
+//!
+//! Every destination gets a `whsec_` signing secret at creation. URLs whose host is a literal
+//! IP in a blocked range (or `localhost`) are refused here with 422 unless the operator allows
+//! private networks; the delivery client checks every resolved address again at connect time,
+//! which is the check that actually holds (DNS can change after creation).
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue};
+use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::api_keys::DeletedView;
+use super::{list_answer, rfc3339, validate_name, Envelope, ErrorBody, ListEnvelope, ListParams};
+use crate::config::DeliveryConfig;
+use crate::delivery::retry::RetryPolicy;
+use crate::delivery::signer::SigningSecret;
+use crate::delivery::ssrf::{literal_host_ip, SsrfPolicy};
+use crate::http::auth::Auth;
+use crate::http::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, Data, List};
+use crate::http::AppState;
+use crate::ids::{now_ms, DestinationId};
+use crate::model::{Destination, DestinationAuth, Ordering, SigningKey};
+use crate::store::StoreError;
+
+pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
+pub const MAX_TIMEOUT_MS: u32 = 60_000;
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 10;
+const MAX_URL_BYTES: usize = 2048;
+const MAX_CUSTOM_HEADERS: usize = 32;
+/// Headers hookgate sets itself or that HTTP framing owns; a destination may not override them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "upgrade",
+    "te",
+    "trailer",
+    "webhook-id",
+    "webhook-timestamp",
+    "webhook-signature",
+];
+const RESERVED_HEADER_PREFIX: &str = "x-hookgate-";
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_destination, list_destinations))
+        .routes(routes!(
+            get_destination,
+            update_destination,
+            delete_destination
+        ))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationCreate {
+    pub name: String,
+    /// `http` or `https` URL.
+    pub url: String,
+    pub auth: Option<DestinationAuth>,
+    /// Extra headers sent with every delivery.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Per-attempt timeout, 1 to 60000 ms (default 15000).
+    pub timeout_ms: Option<u32>,
+    /// Retry policy; default: immediately, then 5s, 5m, 30m, 2h, 5h, 10h, 10h.
+    pub retry: Option<RetryPolicy>,
+    /// Deliveries per second at most; absent means unlimited.
+    pub rate_limit_per_s: Option<u32>,
+    /// Concurrent deliveries at most (default 10).
+    pub max_in_flight: Option<u32>,
+    #[serde(default)]
+    pub ordering: Ordering,
+    /// Default true.
+    pub enabled: Option<bool>,
+}
+
+/// Every field optional; `auth` and `rate_limit_per_s` accept null to clear them.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DestinationPatch {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DestinationAuth>)]
+    pub auth: Option<Option<DestinationAuth>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub timeout_ms: Option<u32>,
+    pub retry: Option<RetryPolicy>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit_per_s: Option<Option<u32>>,
+    pub max_in_flight: Option<u32>,
+    pub ordering: Option<Ordering>,
+    /// Setting true re-enables a destination that was disabled, automatically or not.
+    pub enabled: Option<bool>,
+}
+
+/// Distinguishes an absent field (outer `None`) from an explicit null (`Some(None)`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DestinationView {
+    pub id: DestinationId,
+    pub name: String,
+    pub url: String,
+    /// Secrets masked.
+    pub auth: Option<DestinationAuth>,
+    pub headers: BTreeMap<String, String>,
+    pub timeout_ms: u32,
+    pub retry: RetryPolicy,
+    pub rate_limit_per_s: Option<u32>,
+    pub max_in_flight: u32,
+    pub ordering: Ordering,
+    pub enabled: bool,
+    /// Why hookgate disabled the destination, when it did.
+    pub disabled_reason: Option<String>,
+    /// `whsec_…`: the key receivers use to verify the `webhook-signature` header.
+    pub signing_secret: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+pub fn view(d: Destination) -> DestinationView {
+    DestinationView {
+        id: d.id,
+        name: d.name,
+        url: d.url,
+        auth: d.auth.as_ref().map(DestinationAuth::redacted),
+        headers: d.headers,
+        timeout_ms: d.timeout_ms,
+        retry: d.retry,
+        rate_limit_per_s: d.rate_limit_per_s,
+        max_in_flight: d.max_in_flight,
+        ordering: d.ordering,
+        enabled: d.enabled,
+        disabled_reason: d.disabled_reason,
+        signing_secret: d
+            .signing_keys
+            .first()
+            .map(|k| k.secret.clone())
+            .unwrap_or_default(),
+        created_at: rfc3339(d.created_at_ms),
+        updated_at: rfc3339(d.updated_at_ms),
+    }
+}
+
+/// Checks a destination URL; `Err((field, message))`.
+pub fn validate_url(url: &str, delivery: &DeliveryConfig) -> Result<(), StoreError> {
+    let bad = |m: String| Err(StoreError::invalid("url", m));
+    if url.len() > MAX_URL_BYTES {
+        return bad(format!("must be at most {MAX_URL_BYTES} bytes"));
+    }
+    let parsed = match url::Url::parse(url) {
+        Ok(u) => u,
+        Err(e) => return bad(format!("is not a valid URL ({e})")),
+    };
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return bad("must be an http or https URL".into());
+    }
+    let Some(host) = parsed.host_str() else {
+        return bad("must have a host".into());
+    };
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return bad("must not contain credentials; use auth instead".into());
+    }
+    let policy = SsrfPolicy {
+        allow_private_networks: delivery.allow_private_networks,
+        allow_cidrs: delivery.allow_cidrs.clone(),
+    };
+    if let Some(ip) = literal_host_ip(host) {
+        if let Err(blocked) = policy.check(ip) {
+            return bad(format!(
+                "{blocked}; private destinations need [delivery] allow_private_networks = true or allow_cidrs"
+            ));
+        }
+    } else if !delivery.allow_private_networks {
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        if host == "localhost" || host.ends_with(".localhost") {
+            return bad(
+                "localhost is refused; private destinations need [delivery] allow_private_networks = true"
+                    .into(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn validate_headers(headers: &BTreeMap<String, String>) -> Result<(), StoreError> {
+    if headers.len() > MAX_CUSTOM_HEADERS {
+        return Err(StoreError::invalid(
+            "headers",
+            format!("at most {MAX_CUSTOM_HEADERS} headers"),
+        ));
+    }
+    for (name, value) in headers {
+        let field = format!("headers.{name}");
+        let Ok(parsed) = HeaderName::from_bytes(name.as_bytes()) else {
+            return Err(StoreError::invalid(field, "is not a valid header name"));
+        };
+        let lower = parsed.as_str();
+        if RESERVED_HEADERS.contains(&lower) || lower.starts_with(RESERVED_HEADER_PREFIX) {
+            return Err(StoreError::invalid(
+                field,
+                "is set by hookgate and cannot be overridden",
+            ));
+        }
+        if HeaderValue::from_str(value).is_err() {
+            return Err(StoreError::invalid(field, "is not a valid header value"));
+        }
+    }
+    Ok(())
+}
+
+fn validate_auth(auth: &DestinationAuth) -> Result<(), StoreError> {
+    let ok = |s: &str| !s.is_empty() && s.len() <= 4096 && HeaderValue::from_str(s).is_ok();
+    match auth {
+        DestinationAuth::Bearer { token } if !ok(token) => Err(StoreError::invalid(
+            "auth.token",
+            "must be 1 to 4096 visible characters",
+        )),
+        DestinationAuth::Basic { username, .. } if username.contains(':') || !ok(username) => {
+            Err(StoreError::invalid(
+                "auth.username",
+                "must be 1 to 4096 visible characters without ':'",
+            ))
+        }
+        DestinationAuth::Basic { password, .. } if !ok(password) => Err(StoreError::invalid(
+            "auth.password",
+            "must be 1 to 4096 visible characters",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_settings(d: &Destination, delivery: &DeliveryConfig) -> Result<(), StoreError> {
+    validate_name("name", &d.name).map_err(|e| StoreError::invalid("name", e.message))?;
+    validate_url(&d.url, delivery)?;
+    if let Some(auth) = &d.auth {
+        validate_auth(auth)?;
+    }
+    validate_headers(&d.headers)?;
+    if d.timeout_ms == 0 || d.timeout_ms > MAX_TIMEOUT_MS {
+        return Err(StoreError::invalid(
+            "timeout_ms",
+            format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+        ));
+    }
+    if let Err(problems) = d.retry.validate() {
+        if let Some((field, message)) = problems.into_iter().next() {
+            return Err(StoreError::invalid(format!("retry.{field}"), message));
+        }
+    }
+    if matches!(d.rate_limit_per_s, Some(r) if r == 0 || r > 100_000) {
+        return Err(StoreError::invalid(
+            "rate_limit_per_s",
+            "must be between 1 and 100000",
+        ));
+    }
+    if d.max_in_flight == 0 || d.max_in_flight > 1000 {
+        return Err(StoreError::invalid(
+            "max_in_flight",
+            "must be between 1 and 1000",
+        ));
+    }
+    Ok(())
+}
+
+/// Create a destination. The answer carries its `signing_secret`.
+#[utoipa::path(post, path = "/v1/destinations", tag = "destinations",
+    request_body = DestinationCreate, security(("api_key" = [])),
+    responses((status = 201, body = Envelope<DestinationView>), (status = 422, body = ErrorBody)))]
+async fn create_destination(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(input): ApiJson<DestinationCreate>,
+) -> Result<Data<DestinationView>, ApiError> {
+    auth.require_write()?;
+    let now = now_ms();
+    let destination = Destination {
+        id: DestinationId::new(),
+        account_id: auth.account,
+        name: input.name,
+        url: input.url,
+        auth: input.auth,
+        headers: input.headers,
+        timeout_ms: input.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        retry: input.retry.unwrap_or_default(),
+        rate_limit_per_s: input.rate_limit_per_s,
+        max_in_flight: input.max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+        ordering: input.ordering,
+        enabled: input.enabled.unwrap_or(true),
+        disabled_reason: None,
+        signing_keys: vec![SigningKey {
+            secret: SigningSecret::generate().expose().to_owned(),
+            expires_at_ms: None,
+        }],
+        created_at_ms: now,
+        updated_at_ms: now,
+    };
+    validate_settings(&destination, &state.config().delivery)?;
+    state
+        .store()
+        .create_destination(destination.clone())
+        .await?;
+    Ok(Data::created(view(destination)))
+}
+
+#[utoipa::path(get, path = "/v1/destinations", tag = "destinations", params(ListParams),
+    security(("api_key" = [])), responses((status = 200, body = ListEnvelope<DestinationView>)))]
+async fn list_destinations(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiQuery(params): ApiQuery<ListParams>,
+) -> Result<List<DestinationView>, ApiError> {
+    auth.require_read()?;
+    let page = params.page()?;
+    let destinations = state
+        .store()
+        .list_destinations(auth.account, page.after, page.limit)?;
+    Ok(list_answer(destinations, |d| d.id.raw(), view))
+}
+
+#[utoipa::path(get, path = "/v1/destinations/{id}", tag = "destinations",
+    params(("id" = String, Path, description = "dst_…")), security(("api_key" = [])),
+    responses((status = 200, body = Envelope<DestinationView>), (status = 404, body = ErrorBody)))]
+async fn get_destination(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<DestinationId>,
+) -> Result<Data<DestinationView>, ApiError> {
+    auth.require_read()?;
+    let destination = state
+        .store()
+        .destination(auth.account, id)?
+        .ok_or_else(|| ApiError::not_found("destination"))?;
+    Ok(Data::ok(view(destination)))
+}
+
+/// Change a destination. Fields left out keep their values.
+#[utoipa::path(patch, path = "/v1/destinations/{id}", tag = "destinations",
+    request_body = DestinationPatch,
+    params(("id" = String, Path, description = "dst_…")), security(("api_key" = [])),
+    responses((status = 200, body = Envelope<DestinationView>), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn update_destination(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<DestinationId>,
+    ApiJson(patch): ApiJson<DestinationPatch>,
+) -> Result<Data<DestinationView>, ApiError> {
+    auth.require_write()?;
+    let delivery = state.config().delivery.clone();
+    let destination = state
+        .store()
+        .update_destination(auth.account, id, move |d| {
+            if let Some(v) = patch.name {
+                d.name = v;
+            }
+            if let Some(v) = patch.url {
+                d.url = v;
+            }
+            if let Some(v) = patch.auth {
+                d.auth = v;
+            }
+            if let Some(v) = patch.headers {
+                d.headers = v;
+            }
+            if let Some(v) = patch.timeout_ms {
+                d.timeout_ms = v;
+            }
+            if let Some(v) = patch.retry {
+                d.retry = v;
+            }
+            if let Some(v) = patch.rate_limit_per_s {
+                d.rate_limit_per_s = v;
+            }
+            if let Some(v) = patch.max_in_flight {
+                d.max_in_flight = v;
+            }
+            if let Some(v) = patch.ordering {
+                d.ordering = v;
+            }
+            if let Some(v) = patch.enabled {
+                d.enabled = v;
+                if v {
+                    d.disabled_reason = None;
+                }
+            }
+            d.updated_at_ms = now_ms();
+            validate_settings(d, &delivery)
+        })
+        .await?;
+    Ok(Data::ok(view(destination)))
+}
+
+/// Delete a destination and the routes that lead to it.
+#[utoipa::path(delete, path = "/v1/destinations/{id}", tag = "destinations",
+    params(("id" = String, Path, description = "dst_…")), security(("api_key" = [])),
+    responses((status = 200, body = Envelope<DeletedView>), (status = 404, body = ErrorBody)))]
+async fn delete_destination(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<DestinationId>,
+) -> Result<Data<DeletedView>, ApiError> {
+    auth.require_write()?;
+    state.store().delete_destination(auth.account, id).await?;
+    Ok(Data::ok(DeletedView {
+        id: id.to_string(),
+        deleted: true,
+    }))
+}

@@ -1,0 +1,141 @@
+//! Bearer-key authentication: account API keys (`hk_…`) and the operator key.
+//!
+//! A key is looked up by its SHA-256, so the store never holds a usable key and the lookup
+//! itself is the comparison. The operator key is compared as a hash with `subtle`, in constant
+//! time. Failures are counted by reason and answered 401 without saying which part was wrong.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, Method};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::envelope::ApiError;
+use super::AppState;
+use crate::ids::{AccountId, ApiKeyId};
+use crate::model::Scope;
+
+/// Every account API key starts with this.
+pub const KEY_PREFIX: &str = "hk_";
+/// Random bytes in a key (192 bits).
+pub const KEY_RANDOM_BYTES: usize = 24;
+
+pub fn hash_key(key: &str) -> [u8; 32] {
+    Sha256::digest(key.as_bytes()).into()
+}
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// An authenticated account key.
+#[derive(Debug, Clone, Copy)]
+pub struct Auth {
+    pub account: AccountId,
+    pub key_id: ApiKeyId,
+    pub scope: Scope,
+}
+
+impl FromRequestParts<AppState> for Auth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let metrics = state.api_metrics();
+        let Some(token) = bearer(parts) else {
+            metrics.auth_failure("missing");
+            return Err(ApiError::unauthorized(
+                "missing API key: send Authorization: Bearer hk_…",
+            ));
+        };
+        if !token.starts_with(KEY_PREFIX) {
+            metrics.auth_failure("invalid");
+            return Err(ApiError::unauthorized("invalid API key"));
+        }
+        let key = state
+            .store()
+            .api_key_by_hash(&hash_key(token))
+            .map_err(ApiError::from)?;
+        let Some(key) = key else {
+            metrics.auth_failure("invalid");
+            return Err(ApiError::unauthorized("invalid API key"));
+        };
+        let auth = Auth {
+            account: key.account_id,
+            key_id: key.id,
+            scope: key.scope,
+        };
+        // Read-only keys may only read, whatever the handler; checked here once so no
+        // handler can forget it.
+        if auth.scope == Scope::ReadOnly && parts.method != Method::GET {
+            metrics.auth_failure("scope");
+            return Err(ApiError::forbidden("this API key is read-only"));
+        }
+        Ok(auth)
+    }
+}
+
+// === impl Auth ===
+
+impl Auth {
+    /// Reading the account's resources: full and read-only keys.
+    pub fn require_read(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Full | Scope::ReadOnly => Ok(()),
+            Scope::SendOnly => Err(ApiError::forbidden("this API key may only send messages")),
+        }
+    }
+
+    /// Changing the account's resources: full keys only.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Full => Ok(()),
+            Scope::ReadOnly => Err(ApiError::forbidden("this API key is read-only")),
+            Scope::SendOnly => Err(ApiError::forbidden("this API key may only send messages")),
+        }
+    }
+
+    /// `POST /v1/messages`: full and send-only keys.
+    pub fn require_send(&self) -> Result<(), ApiError> {
+        match self.scope {
+            Scope::Full | Scope::SendOnly => Ok(()),
+            Scope::ReadOnly => Err(ApiError::forbidden("this API key is read-only")),
+        }
+    }
+}
+
+/// The operator (`[admin] api_key` / `HOOKGATE_ADMIN_KEY`).
+#[derive(Debug, Clone, Copy)]
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let metrics = state.api_metrics();
+        let Some(expected) = &state.config().admin.api_key else {
+            metrics.auth_failure("operator_disabled");
+            return Err(ApiError::forbidden(
+                "operator endpoints are disabled: set [admin] api_key or HOOKGATE_ADMIN_KEY",
+            ));
+        };
+        let Some(token) = bearer(parts) else {
+            metrics.auth_failure("missing");
+            return Err(ApiError::unauthorized(
+                "missing operator key: send Authorization: Bearer <admin key>",
+            ));
+        };
+        // Hash both sides so the comparison is constant-time regardless of lengths.
+        let ok = hash_key(token).ct_eq(&hash_key(expected.expose()));
+        if bool::from(ok) {
+            Ok(Operator)
+        } else {
+            metrics.auth_failure("invalid");
+            Err(ApiError::unauthorized("invalid operator key"))
+        }
+    }
+}

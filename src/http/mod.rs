@@ -1,0 +1,178 @@
+//! HTTP: shared state, the router, and the connection loop.
+//!
+//! [`router`] builds the whole application from state; the server and tests use the same
+//! function. [`serve`] runs hyper's auto (HTTP/1.1 + HTTP/2) connection builder directly
+//! rather than `axum::serve`, because the header read timeout (slow-client protection) and,
+//! later, TLS need the connection builder in hand.
+
+pub mod api;
+pub mod auth;
+pub mod envelope;
+pub mod health;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::error_handling::HandleErrorLayer;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+
+use crate::config::{Config, ServerConfig};
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use envelope::ApiError;
+
+/// State every handler can reach; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    inner: Arc<StateInner>,
+}
+
+struct StateInner {
+    config: Arc<Config>,
+    store: Store,
+    registry: prometheus::Registry,
+    /// Set when the drain starts, so `/readyz` turns 503 before the listener closes.
+    draining: AtomicBool,
+    api_metrics: api::ApiMetrics,
+}
+
+// === impl AppState ===
+
+impl AppState {
+    pub fn new(
+        config: Arc<Config>,
+        store: Store,
+        registry: prometheus::Registry,
+    ) -> Result<Self, prometheus::Error> {
+        let api_metrics = api::ApiMetrics::register(&registry)?;
+        Ok(Self {
+            inner: Arc::new(StateInner {
+                config,
+                store,
+                registry,
+                draining: AtomicBool::new(false),
+                api_metrics,
+            }),
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn registry(&self) -> &prometheus::Registry {
+        &self.inner.registry
+    }
+
+    pub fn api_metrics(&self) -> &api::ApiMetrics {
+        &self.inner.api_metrics
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Relaxed)
+    }
+
+    fn start_draining(&self) {
+        self.inner.draining.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The whole application.
+pub fn router(state: AppState) -> Router {
+    let (api, openapi) = api::routes().split_for_parts();
+    let openapi = Arc::new(openapi);
+    let timeout = state.config().server.request_timeout;
+    let max_body = state.config().server.max_body_bytes;
+    Router::new()
+        .merge(health::routes(openapi))
+        .merge(api)
+        .fallback(envelope::fallback)
+        .method_not_allowed_fallback(envelope::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(
+            ServiceBuilder::new()
+                .layer(axum::middleware::from_fn(envelope::with_request_context))
+                .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
+                    ApiError::new(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "request_timeout",
+                        "the request took longer than the server allows",
+                    )
+                }))
+                .timeout(timeout),
+        )
+        .with_state(state)
+}
+
+/// Accepts connections until `shutdown` fires, then waits for open connections to finish their
+/// requests for at most the grace period. Returns the drain deadline, which the rest of the
+/// shutdown shares.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    config: &ServerConfig,
+    shutdown: Shutdown,
+) -> tokio::time::Instant {
+    let app = router(state.clone());
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _peer) = match accepted {
+                    Ok(s) => s,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning on the error.
+                        tracing::warn!(error = %e, "Accept failed.");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(app.clone());
+                let conn = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let conn = graceful.watch(conn);
+                // Connections are watched by `graceful`, which the drain awaits below; the
+                // tracker would only duplicate that.
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "Connection ended with an error.");
+                    }
+                });
+            }
+            _ = shutdown.cancelled() => break,
+        }
+    }
+    state.start_draining();
+    drop(listener);
+    let deadline = tokio::time::Instant::now() + config.shutdown_grace;
+    tracing::info!(connections = graceful.count(), "Draining connections.");
+    if tokio::time::timeout_at(deadline, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("Grace period over with connections still open.");
+    }
+    deadline
+}

@@ -1,0 +1,93 @@
+//! hookgate: a self-hosted webhook reliability gateway.
+//!
+//! A 2xx from hookgate means the event is on disk (DESIGN.md, "The one rule"). The modules:
+//! - [`config`]: `RawConfig` (the TOML file) → validated, frozen [`Config`].
+//! - [`store`]: the `Store` boundary over redb; [`store::journal`] is the single writer with
+//!   group commit that every write goes through.
+//! - [`http`]: the router, listeners, the `/v1` control-plane API, health endpoints.
+//! - [`verify`]: inbound provider signature verification, one file per provider.
+//! - [`routing`]: event-type patterns and route matching.
+//! - [`delivery`]: retry policy, Standard Webhooks signing, the SSRF address policy.
+//! - [`ids`], [`model`]: prefixed time-ordered ids and the shared records.
+//! - [`shutdown`], [`telemetry`], [`cli`]: process plumbing.
+//!
+//! [`run`] takes a validated config, already-bound listeners and a shutdown handle, so tests
+//! start the real server on port 0 and stop it on demand.
+
+pub mod cli;
+pub mod config;
+pub mod delivery;
+pub mod http;
+pub mod ids;
+pub mod model;
+pub mod routing;
+pub mod shutdown;
+pub mod store;
+pub mod telemetry;
+pub mod verify;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+pub use config::Config;
+pub use shutdown::Shutdown;
+
+/// Listeners bound by the caller before `run`.
+pub struct Listeners {
+    pub main: tokio::net::TcpListener,
+}
+
+/// What `run` reports once storage is open and it is about to serve.
+#[derive(Debug, Clone)]
+pub struct ReadyInfo {
+    pub listen: SocketAddr,
+    pub db_path: std::path::PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot open storage")]
+    Store(#[from] store::StoreError),
+    #[error("cannot read the listener address")]
+    Listener(#[source] std::io::Error),
+    #[error("cannot build metrics")]
+    Metrics(#[from] prometheus::Error),
+}
+
+/// Runs the gateway until `shutdown` is triggered, then drains: stop accepting, let in-flight
+/// requests finish their commits (bounded by `server.shutdown_grace_s`), let the journal commit
+/// what it holds, close the store.
+pub async fn run(
+    config: Arc<Config>,
+    listeners: Listeners,
+    shutdown: Shutdown,
+    on_ready: impl FnOnce(ReadyInfo) + Send,
+) -> Result<(), RunError> {
+    let registry = prometheus::Registry::new();
+    let (store, journal_thread) = store::Store::open(&config.storage, &registry)?;
+    let listen = listeners.main.local_addr().map_err(RunError::Listener)?;
+    let state = http::AppState::new(config.clone(), store.clone(), registry)?;
+    tracing::info!(%listen, db = %store.path().display(), "Listening.");
+    on_ready(ReadyInfo {
+        listen,
+        db_path: store.path().to_owned(),
+    });
+
+    let deadline = http::serve(listeners.main, state, &config.server, shutdown.clone()).await;
+    // Every request handler has returned (or the grace period ran out); dropping our handle
+    // leaves the journal with no senders, so it commits its queue and exits.
+    drop(store);
+    shutdown.tracker().close();
+    let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+    if tokio::time::timeout(remaining, async {
+        shutdown.tracker().wait().await;
+        journal_thread.join().await;
+    })
+    .await
+    .is_err()
+    {
+        tracing::warn!("Grace period over before the drain finished; exiting anyway.");
+    }
+    tracing::info!("Stopped.");
+    Ok(())
+}

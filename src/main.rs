@@ -1,0 +1,33 @@
+//! The `hookgate` binary: CLI → config → telemetry → runtime → `hookgate::run` → exit code.
+
+use clap::Parser;
+use hookgate::cli::{self, Cli, Command};
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Version => {
+            println!("hookgate {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+        Command::CheckConfig { config } => cli::check_config(&config),
+        Command::Serve { config } => match cli::load_config(config.as_ref()) {
+            Err(e) => {
+                eprintln!("{e}");
+                cli::EXIT_USAGE
+            }
+            Ok(config) => {
+                hookgate::telemetry::init(&config.log);
+                match cli::serve(config) {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "hookgate failed.");
+                        eprintln!("error: {e:#}");
+                        cli::EXIT_FAILURE
+                    }
+                }
+            }
+        },
+    };
+    std::process::exit(code);
+}

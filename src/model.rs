@@ -1,0 +1,179 @@
+//! The control-plane records every layer shares: accounts, API keys, sources, destinations,
+//! routes, as they are stored and as the API shows them.
+//!
+//! These are plain data. Validation of client input lives with the API resource that accepts
+//! it (`http/api/*`); persistence lives in `store/`. Secrets held here (API key hashes, source
+//! verification secrets, destination signing secrets and auth) have `Debug` impls that mask
+//! them, because these records travel through spans and error paths.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::delivery::retry::RetryPolicy;
+use crate::ids::{AccountId, ApiKeyId, DestinationId, RouteId, SourceId};
+use crate::routing::pattern::EventTypePattern;
+use crate::verify::VerificationConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Account {
+    pub id: AccountId,
+    pub name: String,
+    pub created_at_ms: u64,
+}
+
+/// What an API key may do. Spelled as the contract spells it; underscores accepted on input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum Scope {
+    /// Everything in its account.
+    #[serde(rename = "full")]
+    Full,
+    /// GET requests only.
+    #[serde(rename = "read-only", alias = "read_only")]
+    ReadOnly,
+    /// Only `POST /v1/messages`.
+    #[serde(rename = "send-only", alias = "send_only")]
+    SendOnly,
+}
+
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKey {
+    pub id: ApiKeyId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub scope: Scope,
+    /// The first characters of the key, so an operator can tell keys apart; not a secret.
+    pub prefix: String,
+    /// SHA-256 of the whole key. Keys carry 192 random bits, so a fast hash is enough: there
+    /// is nothing to brute-force that a slow KDF would protect.
+    pub hash: [u8; 32],
+    pub created_at_ms: u64,
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiKey")
+            .field("id", &self.id)
+            .field("account_id", &self.account_id)
+            .field("scope", &self.scope)
+            .field("prefix", &self.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceKind {
+    /// Inbound: providers POST to `/ingest/<path_token>`.
+    Webhook,
+    /// Outbound: fed by `POST /v1/messages`.
+    Api,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Source {
+    pub id: SourceId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub kind: SourceKind,
+    /// Unguessable token in the ingest URL; only `webhook` sources have one.
+    pub path_token: Option<String>,
+    pub verification: Option<VerificationConfig>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum DestinationAuth {
+    /// `Authorization: Bearer <token>`.
+    Bearer { token: String },
+    /// `Authorization: Basic base64(username:password)`.
+    Basic { username: String, password: String },
+}
+
+impl fmt::Debug for DestinationAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Bearer { .. } => f.write_str("Bearer(****)"),
+            Self::Basic { username, .. } => write!(f, "Basic({username}:****)"),
+        }
+    }
+}
+
+impl DestinationAuth {
+    /// The same auth with its secret parts masked, for API responses.
+    pub fn redacted(&self) -> Self {
+        match self {
+            Self::Bearer { .. } => Self::Bearer { token: MASK.into() },
+            Self::Basic { username, .. } => Self::Basic {
+                username: username.clone(),
+                password: MASK.into(),
+            },
+        }
+    }
+}
+
+/// Shown in place of a secret in responses.
+pub const MASK: &str = "****";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ordering {
+    /// Deliveries to the destination run concurrently, up to `max_in_flight`.
+    #[default]
+    None,
+    /// One at a time, in event order; a failing head blocks this destination only.
+    Fifo,
+}
+
+/// A `whsec_` signing secret and, for a rotated-out one, when it stops signing.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SigningKey {
+    pub secret: String,
+    pub expires_at_ms: Option<u64>,
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("secret", &MASK)
+            .field("expires_at_ms", &self.expires_at_ms)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Destination {
+    pub id: DestinationId,
+    pub account_id: AccountId,
+    pub name: String,
+    pub url: String,
+    pub auth: Option<DestinationAuth>,
+    pub headers: BTreeMap<String, String>,
+    pub timeout_ms: u32,
+    pub retry: RetryPolicy,
+    pub rate_limit_per_s: Option<u32>,
+    pub max_in_flight: u32,
+    pub ordering: Ordering,
+    pub enabled: bool,
+    pub disabled_reason: Option<String>,
+    /// Current secret first, then rotated-out secrets still in their grace period.
+    pub signing_keys: Vec<SigningKey>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Route {
+    pub id: RouteId,
+    pub account_id: AccountId,
+    /// `None`: a catch-all for every source of the account.
+    pub source_id: Option<SourceId>,
+    pub destination_id: DestinationId,
+    /// `None`: every event type.
+    pub event_type_pattern: Option<EventTypePattern>,
+    pub created_at_ms: u64,
+}

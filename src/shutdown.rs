@@ -1,0 +1,66 @@
+//! Shutdown: the root cancellation token, the task tracker, and the signal handling.
+//!
+//! `run` never installs signal handlers itself; the binary calls [`Shutdown::on_signals`] and
+//! tests cancel the token directly. SIGTERM and SIGINT start the drain; a second one exits at
+//! once (the operator insisted). SIGHUP is left to the TLS reloader.
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// Cheap to clone; every long-lived task holds one.
+#[derive(Clone, Default)]
+pub struct Shutdown {
+    token: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts the drain.
+    pub fn trigger(&self) {
+        self.token.cancel();
+    }
+
+    pub fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+
+    pub async fn cancelled(&self) {
+        self.token.cancelled().await
+    }
+
+    pub fn is_triggered(&self) -> bool {
+        self.token.is_cancelled()
+    }
+
+    pub fn tracker(&self) -> &TaskTracker {
+        &self.tracker
+    }
+
+    /// Spawns a task that drains on the first SIGTERM/SIGINT and exits on the second.
+    pub fn on_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let token = self.token.clone();
+        // Not tracked: this task must outlive the drain it starts, to catch the second signal.
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("Shutdown signal received; draining.");
+            token.cancel();
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("Second shutdown signal; exiting without finishing the drain.");
+            std::process::exit(1);
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,292 @@
+//! The journal: the one writer of the database, with group commit.
+//!
+//! Invariants (tests cite them by number):
+//! 1. Only the journal thread opens write transactions.
+//! 2. A waiter gets `Ok` only after the commit holding its write returned `Ok` with
+//!    `Durability::Immediate` (fsync).
+//! 3. Everything one job writes (an event and its delivery rows, a source and its indexes)
+//!    is in one transaction.
+//! 4. If a commit fails, or a job hits a storage error, every waiter in that batch gets an
+//!    error; nothing of the batch is visible afterwards.
+//! 5. A job that returns a logical error (not found, conflict, invalid) has written nothing,
+//!    so the rest of its batch commits unaffected. Jobs check before they write.
+//!
+//! Throughput comes from batching, not from weaker durability: the writer takes the first
+//! waiting job, drains whatever else is already queued (up to `max_batch`), runs all of them in
+//! one transaction, commits once, then answers every waiter. No linger timer: under light load
+//! a job commits alone at once; under heavy load batches grow by themselves while the previous
+//! fsync is in progress. The queue is bounded; a full queue is back-pressure that callers turn
+//! into 503 after `enqueue_timeout`.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
+use redb::{Database, Durability, WriteTransaction};
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+
+/// One unit of work for the writer thread.
+trait Job: Send {
+    /// Runs inside the batch transaction. `Err` is a storage failure that dooms the batch
+    /// (invariant 4); logical outcomes are kept inside the job and reported in `finish`.
+    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError>;
+    /// Called once the batch's fate is known.
+    fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>);
+}
+
+struct TypedJob<F, R> {
+    work: Option<F>,
+    outcome: Option<Result<R, StoreError>>,
+    reply: oneshot::Sender<Result<R, StoreError>>,
+}
+
+impl<F, R> Job for TypedJob<F, R>
+where
+    F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send,
+    R: Send,
+{
+    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
+        let Some(work) = self.work.take() else {
+            return Ok(());
+        };
+        match work(txn) {
+            Err(e) if e.is_storage_failure() => Err(e),
+            outcome => {
+                self.outcome = Some(outcome);
+                Ok(())
+            }
+        }
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>) {
+        let answer = match (batch, self.outcome) {
+            (Ok(()), Some(outcome)) => outcome,
+            (Err(cause), _) => Err(StoreError::BatchFailed(cause)),
+            // apply() always records an outcome when the batch succeeds; a job the writer never
+            // applied cannot be in a successful batch.
+            (Ok(()), None) => Err(StoreError::ShuttingDown),
+        };
+        // The waiter may have gone (client disconnected); its write stands regardless.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Journal metrics, registered on the gateway's registry.
+#[derive(Clone)]
+pub struct JournalMetrics {
+    commit_duration: Histogram,
+    batch_size: Histogram,
+    commits: IntCounter,
+    commit_failures: IntCounter,
+}
+
+impl JournalMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let commit_duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookgate_journal_commit_duration_seconds",
+                "Time to write and fsync one journal batch.",
+            )
+            .buckets(vec![
+                0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+            ]),
+        )?;
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookgate_journal_batch_size",
+                "Writes committed together in one journal transaction.",
+            )
+            .buckets(vec![
+                1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+            ]),
+        )?;
+        let commits = IntCounter::new(
+            "hookgate_journal_commits_total",
+            "Journal transactions committed durably.",
+        )?;
+        let commit_failures = IntCounter::new(
+            "hookgate_journal_commit_failures_total",
+            "Journal batches that failed; every write in them was answered with an error.",
+        )?;
+        registry.register(Box::new(commit_duration.clone()))?;
+        registry.register(Box::new(batch_size.clone()))?;
+        registry.register(Box::new(commits.clone()))?;
+        registry.register(Box::new(commit_failures.clone()))?;
+        Ok(Self {
+            commit_duration,
+            batch_size,
+            commits,
+            commit_failures,
+        })
+    }
+}
+
+/// Shared counters a caller can read: commits vs writes, and whether the last commit worked.
+#[derive(Debug, Default)]
+pub struct JournalStats {
+    pub commits: AtomicU64,
+    pub writes: AtomicU64,
+    /// False after a failed commit until the next successful one; `/readyz` reports it.
+    pub writable: AtomicBool,
+}
+
+/// The sending side: cheap to clone, one per request handler.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<Box<dyn Job>>,
+    enqueue_timeout: Duration,
+    stats: Arc<JournalStats>,
+}
+
+/// Completes when the writer thread has committed its last batch and exited.
+pub struct JournalThread {
+    done: oneshot::Receiver<()>,
+}
+
+impl JournalThread {
+    /// Waits for the writer to finish; it does so once every `Journal` clone is dropped.
+    pub async fn join(self) {
+        let _ = self.done.await;
+    }
+}
+
+pub struct JournalOptions {
+    pub queue_capacity: usize,
+    pub max_batch: usize,
+    pub enqueue_timeout: Duration,
+}
+
+// === impl Journal ===
+
+impl Journal {
+    pub fn spawn(
+        db: Arc<Database>,
+        options: JournalOptions,
+        metrics: JournalMetrics,
+    ) -> Result<(Journal, JournalThread), StoreError> {
+        let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+        let (done_tx, done) = oneshot::channel();
+        let stats = Arc::new(JournalStats {
+            writable: AtomicBool::new(true),
+            ..Default::default()
+        });
+        let writer_stats = stats.clone();
+        let max_batch = options.max_batch.max(1);
+        std::thread::Builder::new()
+            .name("hookgate-journal".into())
+            .spawn(move || {
+                writer_loop(&db, rx, max_batch, &metrics, &writer_stats);
+                // Close the database only after the last batch; dropping our Arc is enough
+                // once readers are gone too.
+                drop(db);
+                let _ = done_tx.send(());
+            })
+            .map_err(StoreError::SpawnWriter)?;
+        Ok((
+            Journal {
+                tx,
+                enqueue_timeout: options.enqueue_timeout,
+                stats,
+            },
+            JournalThread { done },
+        ))
+    }
+
+    pub fn stats(&self) -> &Arc<JournalStats> {
+        &self.stats
+    }
+
+    /// Runs `work` inside the next batch and answers once that batch is durable.
+    ///
+    /// `work` must follow invariant 5: any logical `Err` is returned before the first write.
+    pub async fn submit<F, R>(&self, work: F) -> Result<R, StoreError>
+    where
+        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job: Box<dyn Job> = Box::new(TypedJob {
+            work: Some(work),
+            outcome: None,
+            reply,
+        });
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::ShuttingDown),
+            Err(mpsc::error::TrySendError::Full(job)) => {
+                match self.tx.send_timeout(job, self.enqueue_timeout).await {
+                    Ok(()) => {}
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
+                        return Err(StoreError::Overloaded)
+                    }
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => {
+                        return Err(StoreError::ShuttingDown)
+                    }
+                }
+            }
+        }
+        answer.await.map_err(|_| StoreError::ShuttingDown)?
+    }
+}
+
+fn writer_loop(
+    db: &Database,
+    mut rx: mpsc::Receiver<Box<dyn Job>>,
+    max_batch: usize,
+    metrics: &JournalMetrics,
+    stats: &JournalStats,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let started = Instant::now();
+        let outcome = commit_batch(db, &mut batch).map_err(Arc::new);
+        let n = batch.len();
+        metrics
+            .commit_duration
+            .observe(started.elapsed().as_secs_f64());
+        metrics.batch_size.observe(n as f64);
+        match &outcome {
+            Ok(()) => {
+                metrics.commits.inc();
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.writes.fetch_add(n as u64, Ordering::Relaxed);
+                stats.writable.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                metrics.commit_failures.inc();
+                stats.writable.store(false, Ordering::Relaxed);
+                tracing::error!(writes = n, error = %e, "Journal batch failed; its writes were refused.");
+            }
+        }
+        for job in batch.drain(..) {
+            job.finish(outcome.clone());
+        }
+    }
+    tracing::debug!("Journal writer stopped.");
+}
+
+#[tracing::instrument(skip_all, fields(writes = batch.len()))]
+fn commit_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    let mut txn = db.begin_write()?;
+    // Immediate is redb's default; it is set explicitly because invariant 2 depends on it.
+    txn.set_durability(Durability::Immediate)
+        .map_err(redb::Error::from)?;
+    for job in batch.iter_mut() {
+        if let Err(e) = job.apply(&txn) {
+            txn.abort()?;
+            return Err(e);
+        }
+    }
+    txn.commit()?;
+    Ok(())
+}

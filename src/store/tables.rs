@@ -1,0 +1,42 @@
+//! Every redb table, with its key layout, and the schema version.
+//!
+//! Keys of per-account resources are `(account_raw, id_raw)`: a lookup by id is scoped to the
+//! caller's account by construction (another account's id is simply absent), and a listing
+//! is one range scan in creation order. Values are `codec`-encoded records.
+//!
+//! Bump [`SCHEMA_VERSION`] and add a migration in `store::migrate` on any layout change.
+
+use redb::TableDefinition;
+
+/// Layout version of this file. Stored under `meta["schema_version"]`.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// `"schema_version"` → version.
+pub const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// `account_raw` → Account.
+pub const ACCOUNTS: TableDefinition<u128, &[u8]> = TableDefinition::new("accounts");
+
+/// `(account_raw, key_raw)` → ApiKey.
+pub const API_KEYS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("api_keys");
+
+/// SHA-256 of the key → `(account_raw, key_raw)`. Authentication is one lookup by hash.
+pub const API_KEY_HASHES: TableDefinition<&[u8; 32], (u128, u128)> =
+    TableDefinition::new("api_key_hashes");
+
+/// `(account_raw, source_raw)` → Source.
+pub const SOURCES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("sources");
+
+/// `path_token` → `(account_raw, source_raw)`.
+pub const SOURCE_TOKENS: TableDefinition<&str, (u128, u128)> =
+    TableDefinition::new("source_tokens");
+
+/// `(account_raw, name)` → `source_raw`. Source names are unique per account so that
+/// `POST /v1/messages` can name its source.
+pub const SOURCE_NAMES: TableDefinition<(u128, &str), u128> = TableDefinition::new("source_names");
+
+/// `(account_raw, destination_raw)` → Destination.
+pub const DESTINATIONS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("destinations");
+
+/// `(account_raw, route_raw)` → Route.
+pub const ROUTES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("routes");
