@@ -87,8 +87,23 @@ pub struct RawConfig {
     pub server: RawServer,
     pub storage: RawStorage,
     pub admin: RawAdmin,
+    pub ingest: RawIngest,
     pub delivery: RawDelivery,
     pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawIngest {
+    pub dedupe_window_s: u64,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        Self {
+            dedupe_window_s: 24 * 3600,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -183,8 +198,16 @@ pub struct Config {
     pub server: ServerConfig,
     pub storage: StorageConfig,
     pub admin: AdminConfig,
+    pub ingest: IngestConfig,
     pub delivery: DeliveryConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IngestConfig {
+    /// A provider delivery id seen again on the same source within this window is answered
+    /// as a duplicate and not stored again.
+    pub dedupe_window: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -372,6 +395,13 @@ impl Config {
             None => None,
         };
 
+        if raw.ingest.dedupe_window_s > 30 * 24 * 3600 {
+            bad(
+                "ingest.dedupe_window_s",
+                "must be at most 2592000 (30 days)".into(),
+            );
+        }
+
         let mut allow_cidrs = Vec::new();
         for (i, cidr) in raw.delivery.allow_cidrs.iter().enumerate() {
             match cidr.parse::<IpNet>() {
@@ -430,6 +460,9 @@ impl Config {
                 ),
             },
             admin: AdminConfig { api_key },
+            ingest: IngestConfig {
+                dedupe_window: Duration::from_secs(raw.ingest.dedupe_window_s),
+            },
             delivery: DeliveryConfig {
                 allow_private_networks: raw.delivery.allow_private_networks,
                 allow_cidrs,

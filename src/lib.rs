@@ -6,7 +6,8 @@
 //!   group commit that every write goes through.
 //! - [`http`]: the router, listeners, the `/v1` control-plane API, health endpoints.
 //! - [`verify`]: inbound provider signature verification, one file per provider.
-//! - [`routing`]: event-type patterns and route matching.
+//! - [`routing`]: event-type patterns and route matching; [`catalog`] keeps sources and routes
+//!   in memory for the ingest path.
 //! - [`delivery`]: retry policy, Standard Webhooks signing, the SSRF address policy.
 //! - [`ids`], [`model`]: prefixed time-ordered ids and the shared records.
 //! - [`shutdown`], [`telemetry`], [`cli`]: process plumbing.
@@ -14,6 +15,7 @@
 //! [`run`] takes a validated config, already-bound listeners and a shutdown handle, so tests
 //! start the real server on port 0 and stop it on demand.
 
+pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -66,7 +68,8 @@ pub async fn run(
     let registry = prometheus::Registry::new();
     let (store, journal_thread) = store::Store::open(&config.storage, &registry)?;
     let listen = listeners.main.local_addr().map_err(RunError::Listener)?;
-    let state = http::AppState::new(config.clone(), store.clone(), registry)?;
+    let catalog = catalog::Catalog::load(&store)?;
+    let state = http::AppState::new(config.clone(), store.clone(), registry, catalog)?;
     tracing::info!(%listen, db = %store.path().display(), "Listening.");
     on_ready(ReadyInfo {
         listen,

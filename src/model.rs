@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::delivery::retry::RetryPolicy;
-use crate::ids::{AccountId, ApiKeyId, DestinationId, RouteId, SourceId};
+use crate::ids::{AccountId, ApiKeyId, DeliveryId, DestinationId, EventId, RouteId, SourceId};
 use crate::routing::pattern::EventTypePattern;
 use crate::verify::VerificationConfig;
 
@@ -176,4 +176,139 @@ pub struct Route {
     /// `None`: every event type.
     pub event_type_pattern: Option<EventTypePattern>,
     pub created_at_ms: u64,
+}
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// A provider's webhook through `POST /ingest/<token>`.
+    Inbound,
+    /// A message through `POST /v1/messages`.
+    Outbound,
+}
+
+/// A persisted request or message. Immutable once written: its status is derived from its
+/// deliveries, so delivery progress never rewrites (possibly large) event bodies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub id: EventId,
+    pub account_id: AccountId,
+    pub source_id: SourceId,
+    pub origin: Origin,
+    pub received_at_ms: u64,
+    pub event_type: Option<String>,
+    /// The provider's delivery id (inbound) or the idempotency key (outbound): the dedupe key.
+    pub dedupe_key: Option<String>,
+    pub content_type: Option<String>,
+    /// Request headers kept with the event (hop-by-hop and credentials dropped).
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub body: Vec<u8>,
+}
+
+/// An event without headers and body: what listings and the scheduler's bookkeeping need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    pub id: EventId,
+    pub account_id: AccountId,
+    pub source_id: SourceId,
+    pub origin: Origin,
+    pub received_at_ms: u64,
+    pub event_type: Option<String>,
+    pub dedupe_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivering,
+    RetryScheduled,
+    Delivered,
+    DeadLetter,
+}
+
+/// One event on its way to one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: DeliveryId,
+    pub event_id: EventId,
+    pub account_id: AccountId,
+    pub destination_id: DestinationId,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at_ms: Option<u64>,
+    pub last_status_code: Option<u16>,
+    pub created_at_ms: u64,
+    pub updated_at_ms: u64,
+}
+
+/// An event's status, summarising its deliveries (DESIGN.md "Lifecycle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EventStatus {
+    /// Stored; no route matched it.
+    Received,
+    Queued,
+    Delivering,
+    RetryScheduled,
+    Delivered,
+    DeadLetter,
+}
+
+impl EventStatus {
+    /// The precedence: work in progress outranks outcomes, and an event is `delivered` only
+    /// when every delivery is.
+    pub fn summarise(statuses: impl IntoIterator<Item = DeliveryStatus>) -> Self {
+        let (mut any, mut delivering, mut retry, mut pending, mut dead) =
+            (false, false, false, false, false);
+        for s in statuses {
+            any = true;
+            match s {
+                DeliveryStatus::Delivering => delivering = true,
+                DeliveryStatus::RetryScheduled => retry = true,
+                DeliveryStatus::Pending => pending = true,
+                DeliveryStatus::DeadLetter => dead = true,
+                DeliveryStatus::Delivered => {}
+            }
+        }
+        match () {
+            _ if !any => Self::Received,
+            _ if delivering => Self::Delivering,
+            _ if retry => Self::RetryScheduled,
+            _ if pending => Self::Queued,
+            _ if dead => Self::DeadLetter,
+            _ => Self::Delivered,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use DeliveryStatus::*;
+
+    #[test]
+    fn event_status_summarises_deliveries() {
+        let cases: &[(&[DeliveryStatus], EventStatus)] = &[
+            (&[], EventStatus::Received),
+            (&[Pending], EventStatus::Queued),
+            (&[Delivered, Pending], EventStatus::Queued),
+            (
+                &[Delivered, Delivering, RetryScheduled],
+                EventStatus::Delivering,
+            ),
+            (&[Delivered, RetryScheduled], EventStatus::RetryScheduled),
+            (&[Delivered, Delivered], EventStatus::Delivered),
+            (&[Delivered, DeadLetter], EventStatus::DeadLetter),
+            (&[DeadLetter, Pending], EventStatus::Queued),
+        ];
+        for (deliveries, want) in cases {
+            assert_eq!(
+                EventStatus::summarise(deliveries.iter().copied()),
+                *want,
+                "{deliveries:?}"
+            );
+        }
+    }
 }

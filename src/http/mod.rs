@@ -9,6 +9,7 @@ pub mod api;
 pub mod auth;
 pub mod envelope;
 pub mod health;
+pub mod ingest;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 
+use crate::catalog::Catalog;
 use crate::config::{Config, ServerConfig};
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -43,6 +45,8 @@ struct StateInner {
     /// Set when the drain starts, so `/readyz` turns 503 before the listener closes.
     draining: AtomicBool,
     api_metrics: api::ApiMetrics,
+    ingest_metrics: ingest::IngestMetrics,
+    catalog: Catalog,
 }
 
 // === impl AppState ===
@@ -52,8 +56,10 @@ impl AppState {
         config: Arc<Config>,
         store: Store,
         registry: prometheus::Registry,
+        catalog: Catalog,
     ) -> Result<Self, prometheus::Error> {
         let api_metrics = api::ApiMetrics::register(&registry)?;
+        let ingest_metrics = ingest::IngestMetrics::register(&registry)?;
         Ok(Self {
             inner: Arc::new(StateInner {
                 config,
@@ -61,8 +67,18 @@ impl AppState {
                 registry,
                 draining: AtomicBool::new(false),
                 api_metrics,
+                ingest_metrics,
+                catalog,
             }),
         })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn ingest_metrics(&self) -> &ingest::IngestMetrics {
+        &self.inner.ingest_metrics
     }
 
     pub fn config(&self) -> &Config {

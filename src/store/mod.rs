@@ -12,6 +12,7 @@
 //!   correctness; quick-repair would add a write to every commit on the hot path.
 
 pub mod codec;
+pub mod events;
 pub mod journal;
 pub mod tables;
 
@@ -251,6 +252,7 @@ impl Store {
         };
         let mut items = Vec::with_capacity(limit.min(256));
         let mut has_more = false;
+        // `limit == usize::MAX` reads everything (internal callers only).
         for entry in table.range((account.raw(), start)..=(account.raw(), u128::MAX))? {
             let (_, v) = entry?;
             if items.len() == limit {
@@ -439,8 +441,38 @@ impl Store {
         .await
     }
 
-    /// Deletes a source, its indexes and the routes that start at it.
-    pub async fn delete_source(&self, account: AccountId, id: SourceId) -> Result<(), StoreError> {
+    /// Every source of every account (for the catalog at start).
+    pub fn all_sources(&self) -> Result<Vec<Source>, StoreError> {
+        self.scan_all::<Source>()
+    }
+
+    /// Every route of every account (for the catalog at start).
+    pub fn all_routes(&self) -> Result<Vec<Route>, StoreError> {
+        self.scan_all::<Route>()
+    }
+
+    /// Every route of one account.
+    pub fn account_routes(&self, account: AccountId) -> Result<Vec<Route>, StoreError> {
+        Ok(self.list::<Route>(account, None, usize::MAX)?.items)
+    }
+
+    fn scan_all<T: Record>(&self) -> Result<Vec<T>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(T::TABLE)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (_, v) = entry?;
+            out.push(decode(T::NAME, v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Deletes a source, its indexes and the routes that start at it; returns what it was.
+    pub async fn delete_source(
+        &self,
+        account: AccountId,
+        id: SourceId,
+    ) -> Result<Source, StoreError> {
         self.journal
             .submit(move |txn| {
                 let mut table = txn.open_table(SOURCES)?;
@@ -454,7 +486,8 @@ impl Store {
                 if let Some(token) = &source.path_token {
                     txn.open_table(SOURCE_TOKENS)?.remove(token.as_str())?;
                 }
-                remove_routes_where(txn, account, |r| r.source_id == Some(id))
+                remove_routes_where(txn, account, |r| r.source_id == Some(id))?;
+                Ok(source)
             })
             .await
     }
@@ -635,6 +668,10 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(SOURCE_NAMES)?;
         txn.open_table(DESTINATIONS)?;
         txn.open_table(ROUTES)?;
+        txn.open_table(EVENTS)?;
+        txn.open_table(DELIVERIES)?;
+        txn.open_table(DUE)?;
+        txn.open_table(DEDUPE)?;
     }
     txn.commit()?;
     Ok(())

@@ -40,3 +40,18 @@ pub const DESTINATIONS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::
 
 /// `(account_raw, route_raw)` → Route.
 pub const ROUTES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("routes");
+
+/// `(account_raw, event_raw)` → Event (binary). Event ids are time-ordered, so inserts
+/// append within an account and a time range is a key range.
+pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("events");
+
+/// `(event_raw, delivery_raw)` → Delivery (binary). An event's deliveries are one range.
+pub const DELIVERIES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("deliveries");
+
+/// The queue: `(due_at_ms, delivery_raw)` → `(account_raw, event_raw)`. Holds exactly the
+/// deliveries that still need an attempt (pending or retry scheduled).
+pub const DUE: TableDefinition<(u64, u128), (u128, u128)> = TableDefinition::new("due");
+
+/// `(source_raw, dedupe_key)` → `(event_raw, received_at_ms)`: the provider's delivery id (or
+/// the send API's idempotency key) of recent events, for deduplication within the window.
+pub const DEDUPE: TableDefinition<(u128, &str), (u128, u64)> = TableDefinition::new("dedupe");

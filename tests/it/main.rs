@@ -2,6 +2,8 @@
 
 mod api;
 mod config;
+mod crash;
 mod durability;
+mod ingest;
 mod journal;
 mod support;

@@ -417,6 +417,7 @@ async fn delete_destination(
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
     state.store().delete_destination(auth.account, id).await?;
+    state.catalog().reload_routes(state.store(), auth.account)?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod api_keys;
 pub mod destinations;
+pub mod events;
 pub mod routes;
 pub mod sources;
 
@@ -65,6 +66,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(sources::routes())
         .merge(destinations::routes())
         .merge(routes::routes())
+        .merge(events::routes())
+        .merge(crate::http::ingest::routes())
 }
 
 /// Success envelope, for the OpenAPI document.

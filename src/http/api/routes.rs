@@ -72,6 +72,7 @@ async fn create_route(
         created_at_ms: now_ms(),
     };
     state.store().create_route(route.clone()).await?;
+    state.catalog().reload_routes(state.store(), auth.account)?;
     Ok(Data::created(view(route)))
 }
 
@@ -116,6 +117,7 @@ async fn delete_route(
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
     state.store().delete_route(auth.account, id).await?;
+    state.catalog().reload_routes(state.store(), auth.account)?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

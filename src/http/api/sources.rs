@@ -139,6 +139,7 @@ async fn create_source(
         updated_at_ms: now,
     };
     state.store().create_source(source.clone()).await?;
+    state.catalog().upsert_source(&source);
     Ok(Data::created(view(source)))
 }
 
@@ -202,6 +203,7 @@ async fn update_source(
             Ok(())
         })
         .await?;
+    state.catalog().upsert_source(&source);
     Ok(Data::ok(view(source)))
 }
 
@@ -215,7 +217,9 @@ async fn delete_source(
     ApiPath(id): ApiPath<SourceId>,
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
-    state.store().delete_source(auth.account, id).await?;
+    let source = state.store().delete_source(auth.account, id).await?;
+    state.catalog().remove_source(&source);
+    state.catalog().reload_routes(state.store(), auth.account)?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

@@ -1,0 +1,118 @@
+//! The in-memory catalog the ingest path reads: sources by path token (with their verifier
+//! built) and each account's routes prepared for matching.
+//!
+//! Loaded from the store at start and updated by the API after each committed change, so an
+//! ingest request costs one hash lookup instead of a read transaction, a JSON decode and a
+//! verifier build. The catalog follows the store; it is never the source of truth. A request
+//! racing a route change may see the routes from just before or just after it, the same as if
+//! it had arrived a moment earlier or later.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use crate::ids::{AccountId, SourceId};
+use crate::model::{Source, SourceKind};
+use crate::routing::AccountRoutes;
+use crate::store::{Store, StoreError};
+use crate::verify::{self, Verifier};
+
+/// What ingest needs to know about a source.
+pub struct SourceEntry {
+    pub id: SourceId,
+    pub account: AccountId,
+    pub kind: SourceKind,
+    /// `Err` holds why a stored verification config failed to build; such a source refuses
+    /// every request rather than accepting unverified ones.
+    pub verifier: Result<Arc<dyn Verifier>, String>,
+}
+
+#[derive(Default)]
+pub struct Catalog {
+    by_token: RwLock<HashMap<String, Arc<SourceEntry>>>,
+    routes: RwLock<HashMap<AccountId, Arc<AccountRoutes>>>,
+}
+
+fn entry(source: &Source) -> SourceEntry {
+    let config = source
+        .verification
+        .clone()
+        .unwrap_or_else(|| verify::VerificationConfig::new(verify::Provider::None));
+    let verifier = verify::build(&config).map_err(|e| {
+        tracing::error!(source_id = %source.id, error = %e, "Stored verification config does not build; the source refuses events.");
+        e.to_string()
+    });
+    SourceEntry {
+        id: source.id,
+        account: source.account_id,
+        kind: source.kind,
+        verifier,
+    }
+}
+
+// === impl Catalog ===
+
+impl Catalog {
+    pub fn load(store: &Store) -> Result<Self, StoreError> {
+        let catalog = Catalog::default();
+        for source in store.all_sources()? {
+            catalog.upsert_source(&source);
+        }
+        let mut by_account: HashMap<AccountId, Vec<crate::model::Route>> = HashMap::new();
+        for route in store.all_routes()? {
+            by_account.entry(route.account_id).or_default().push(route);
+        }
+        let mut routes = write(&catalog.routes);
+        for (account, list) in by_account {
+            routes.insert(account, Arc::new(AccountRoutes::new(list)));
+        }
+        drop(routes);
+        Ok(catalog)
+    }
+
+    pub fn source_by_token(&self, token: &str) -> Option<Arc<SourceEntry>> {
+        read(&self.by_token).get(token).cloned()
+    }
+
+    pub fn upsert_source(&self, source: &Source) {
+        if let Some(token) = &source.path_token {
+            let e = Arc::new(entry(source));
+            write(&self.by_token).insert(token.clone(), e);
+        }
+    }
+
+    pub fn remove_source(&self, source: &Source) {
+        if let Some(token) = &source.path_token {
+            write(&self.by_token).remove(token);
+        }
+    }
+
+    pub fn routes(&self, account: AccountId) -> Arc<AccountRoutes> {
+        read(&self.routes)
+            .get(&account)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Re-reads one account's routes from the store; called after any committed change to
+    /// them (route created or deleted, source or destination deleted).
+    pub fn reload_routes(&self, store: &Store, account: AccountId) -> Result<(), StoreError> {
+        let table = AccountRoutes::new(store.account_routes(account)?);
+        let mut routes = write(&self.routes);
+        if table.is_empty() {
+            routes.remove(&account);
+        } else {
+            routes.insert(account, Arc::new(table));
+        }
+        Ok(())
+    }
+}
+
+// A poisoned lock only means another thread panicked mid-update of a plain map; the map itself
+// is still a valid map, so keep serving rather than turning one panic into an outage.
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,235 @@
+//! `POST /ingest/{path_token}`: the inbound door.
+//!
+//! Order of checks, each answered without storing anything: unknown token 404 (without
+//! echoing anything from the request), body over the cap 413, failed verification 401 with its
+//! reason code. Only a `Verified` request reaches the journal; the answer 200 comes after the
+//! commit holding the event and its deliveries returned (journal invariants 2 and 3). Any
+//! storage trouble answers 503 with `Retry-After`, so the provider retries instead of dropping.
+//!
+//! Outsiders control everything here, so failures are counted and logged at DEBUG, never WARN.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use prometheus::{IntCounterVec, Opts, Registry};
+use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::api::{Envelope, ErrorBody};
+use super::envelope::{body_error, ApiError, Data};
+use super::AppState;
+use crate::ids::{now_ms, EventId};
+use crate::model::{Event, Origin, SourceKind};
+use crate::store::events::Appended;
+use crate::verify::Unverified;
+
+/// Request headers never stored with an event: credentials and hop-by-hop framing.
+const DROPPED_HEADERS: &[&str] = &[
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "host",
+    "content-length",
+];
+
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(ingest))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IngestAnswer {
+    /// The stored event (for a duplicate: the original event).
+    pub event_id: EventId,
+    /// True when this provider delivery id was already received within the dedupe window.
+    pub duplicate: bool,
+}
+
+/// Ingest counters. `source_id` comes from sources operators created; unknown tokens are
+/// counted under `unknown`, never under the token.
+pub struct IngestMetrics {
+    requests: IntCounterVec,
+    verify_failures: IntCounterVec,
+}
+
+impl IngestMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "hookgate_ingest_requests_total",
+                "Ingest requests by source and outcome.",
+            ),
+            &["source_id", "outcome"],
+        )?;
+        let verify_failures = IntCounterVec::new(
+            Opts::new(
+                "hookgate_ingest_verification_failures_total",
+                "Ingest requests refused by signature verification, by provider and reason.",
+            ),
+            &["provider", "reason"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(verify_failures.clone()))?;
+        Ok(Self {
+            requests,
+            verify_failures,
+        })
+    }
+
+    fn count(&self, source_id: &str, outcome: &'static str) {
+        self.requests.with_label_values(&[source_id, outcome]).inc();
+    }
+}
+
+/// Receive a provider's webhook. Answers 200 only once the event is durably stored.
+#[utoipa::path(post, path = "/ingest/{path_token}", tag = "ingest",
+    params(("path_token" = String, Path, description = "The source's path token")),
+    request_body(content = String, description = "The provider's payload, stored byte for byte", content_type = "*/*"),
+    responses(
+        (status = 200, body = Envelope<IngestAnswer>),
+        (status = 401, description = "Signature verification failed; `error.code` is the reason", body = ErrorBody),
+        (status = 404, description = "Unknown path token", body = ErrorBody),
+        (status = 413, description = "Body over `server.max_body_bytes`", body = ErrorBody),
+        (status = 503, description = "Storage unavailable or shutting down; retry after `Retry-After`", body = ErrorBody)))]
+#[tracing::instrument(skip_all, fields(source_id))]
+async fn ingest(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    request: Request,
+) -> Result<Data<IngestAnswer>, ApiError> {
+    let metrics = state.ingest_metrics();
+    let source = match state.catalog().source_by_token(&token) {
+        Some(s) if s.kind == SourceKind::Webhook => s,
+        _ => {
+            metrics.count("unknown", "not_found");
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no source has this ingest URL",
+            ));
+        }
+    };
+    let source_label = source.id.to_string();
+    tracing::Span::current().record("source_id", source_label.as_str());
+    if state.is_draining() {
+        metrics.count(&source_label, "unavailable");
+        return Err(ApiError::unavailable("hookgate is shutting down", 5));
+    }
+
+    let (parts, body) = request.into_parts();
+    let body = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
+        Ok(b) => b,
+        Err(e) => {
+            let e = body_error(e);
+            let outcome = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
+                "too_large"
+            } else {
+                "bad_request"
+            };
+            metrics.count(&source_label, outcome);
+            return Err(e);
+        }
+    };
+    let headers = parts.headers;
+
+    let verifier = match &source.verifier {
+        Ok(v) => v,
+        Err(_) => {
+            metrics.count(&source_label, "unavailable");
+            return Err(ApiError::unavailable(
+                "this source's verification settings are unusable; the operator must fix them",
+                60,
+            ));
+        }
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let verified = match verifier.verify(&Unverified {
+        headers: &headers,
+        body: &body,
+        now_unix_s: now,
+    }) {
+        Ok(v) => v,
+        Err(e) => {
+            metrics.count(&source_label, "unauthorized");
+            metrics
+                .verify_failures
+                .with_label_values(&[verifier.provider().as_str(), e.reason()])
+                .inc();
+            tracing::debug!(reason = e.reason(), error = %e, "Ingest verification failed.");
+            return Err(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                e.reason(),
+                e.to_string(),
+            ));
+        }
+    };
+
+    let event_type = verified.event_type().map(str::to_owned);
+    let destinations = state
+        .catalog()
+        .routes(source.account)
+        .destinations(source.id, event_type.as_deref());
+    let event = Event {
+        id: EventId::new(),
+        account_id: source.account,
+        source_id: source.id,
+        origin: Origin::Inbound,
+        received_at_ms: now_ms(),
+        event_type,
+        dedupe_key: verified.delivery_id().map(str::to_owned),
+        content_type: headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+        headers: kept_headers(&headers),
+        body: body.into(),
+    };
+    let appended = state
+        .store()
+        .append_event(event, destinations, state.config().ingest.dedupe_window)
+        .await;
+    match appended {
+        Ok(Appended::Stored { event_id, .. }) => {
+            metrics.count(&source_label, "accepted");
+            Ok(Data::ok(IngestAnswer {
+                event_id,
+                duplicate: false,
+            }))
+        }
+        Ok(Appended::Duplicate { event_id }) => {
+            metrics.count(&source_label, "duplicate");
+            Ok(Data::ok(IngestAnswer {
+                event_id,
+                duplicate: true,
+            }))
+        }
+        Err(e) => {
+            metrics.count(&source_label, "unavailable");
+            if e.is_unavailable() {
+                Err(ApiError::from(e))
+            } else {
+                // Disk full, I/O error: the provider must retry, never believe it was stored.
+                tracing::error!(error = %super::envelope::ErrorChain(&e), "Ingest write failed; answered 503.");
+                Err(ApiError::unavailable("storage failed; retry later", 30))
+            }
+        }
+    }
+}
+
+fn kept_headers(headers: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .filter(|(name, _)| !DROPPED_HEADERS.contains(&name.as_str()))
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect()
+}

@@ -1,0 +1,156 @@
+//! The one rule under SIGKILL: every event that got a 200 from ingest is on disk after the
+//! process is killed mid-stream and restarted, with its exact body and its delivery rows.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::{Api, GatewayProcess};
+
+const CLIENTS: usize = 32;
+
+struct Fixture {
+    key: String,
+    ingest_path: String,
+}
+
+async fn setup(api: &Api) -> Fixture {
+    let (api, _) = api.new_account("crash").await;
+    let src = api
+        .post("/v1/sources", json!({"name": "s", "kind": "webhook"}))
+        .await;
+    let dst = api
+        .post(
+            "/v1/destinations",
+            json!({"name": "d", "url": "http://127.0.0.1:9/x"}),
+        )
+        .await;
+    let rte = api
+        .post(
+            "/v1/routes",
+            json!({"source_id": src.data()["id"], "destination_id": dst.data()["id"]}),
+        )
+        .await;
+    assert_eq!(rte.status, 201);
+    Fixture {
+        key: api.key.clone().unwrap(),
+        ingest_path: src.data()["ingest_path"].as_str().unwrap().to_owned(),
+    }
+}
+
+/// Posts from `CLIENTS` tasks until the server dies; returns every acknowledged (id, body).
+async fn load_until_killed(
+    gw: GatewayProcess,
+    path: &str,
+    cycle: usize,
+    kill_after: Duration,
+) -> Vec<(String, String)> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let base = format!("http://{}", gw.addr);
+    let tasks: Vec<_> = (0..CLIENTS)
+        .map(|client| {
+            let (stop, url) = (stop.clone(), format!("{base}{path}"));
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut acked = Vec::new();
+                let pad = "p".repeat(900);
+                for n in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let body = format!("{{\"type\":\"crash.test\",\"cycle\":{cycle},\"client\":{client},\"n\":{n},\"pad\":\"{pad}\"}}");
+                    let Ok(resp) = http.post(&url).header("content-type", "application/json").body(body.clone()).send().await else {
+                        break;
+                    };
+                    if resp.status() != 200 {
+                        break;
+                    }
+                    let Ok(v) = resp.json::<Value>().await else { break };
+                    acked.push((v["data"]["event_id"].as_str().unwrap().to_owned(), body));
+                }
+                acked
+            })
+        })
+        .collect();
+    tokio::time::sleep(kill_after).await;
+    gw.kill();
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+async fn verify(api: &Api, acked: &HashMap<String, String>) {
+    let ids: Vec<_> = acked.keys().cloned().collect();
+    for chunk in ids.chunks(64) {
+        let checks: Vec<_> = chunk
+            .iter()
+            .map(|id| {
+                let (api, id, body) = (api.clone(), id.clone(), acked[id].clone());
+                tokio::spawn(async move {
+                    let e = api.get(&format!("/v1/events/{id}")).await;
+                    assert_eq!(e.status, 200, "acknowledged event {id} lost");
+                    assert_eq!(
+                        e.data()["body"].as_str().unwrap(),
+                        body,
+                        "{id} body differs"
+                    );
+                    let d = api.get(&format!("/v1/events/{id}/deliveries")).await;
+                    assert_eq!(
+                        d.data().as_array().unwrap().len(),
+                        1,
+                        "{id} lost its delivery row"
+                    );
+                })
+            })
+            .collect();
+        for c in checks {
+            c.await.unwrap();
+        }
+    }
+}
+
+async fn kill_cycles(cycles: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acked: HashMap<String, String> = HashMap::new();
+    let gw = GatewayProcess::start(dir.path());
+    let fixture = setup(&gw.client()).await;
+    let mut gw = Some(gw);
+    for cycle in 0..cycles {
+        let g = gw
+            .take()
+            .unwrap_or_else(|| GatewayProcess::start(dir.path()));
+        // Vary the kill instant so it lands in different phases of the commit cycle.
+        let kill_after = Duration::from_millis(150 + (cycle as u64 * 37) % 250);
+        let got = load_until_killed(g, &fixture.ingest_path, cycle, kill_after).await;
+        assert!(
+            !got.is_empty(),
+            "cycle {cycle}: nothing acknowledged before the kill"
+        );
+        acked.extend(got);
+        let g = GatewayProcess::start(dir.path());
+        verify(&g.client().with_key(&fixture.key), &acked).await;
+        gw = Some(g);
+    }
+    println!(
+        "{cycles} SIGKILL cycles, {} acknowledged events all present",
+        acked.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_sigkill_mid_stream() {
+    kill_cycles(3).await;
+}
+
+/// The long form for manual runs: `cargo test --release --test it -- --ignored many_sigkill`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn acknowledged_events_survive_many_sigkill_cycles() {
+    kill_cycles(25).await;
+}
