@@ -19,6 +19,8 @@ use crate::verify::{self, Verifier};
 /// What ingest needs to know about a source.
 pub struct SourceEntry {
     pub id: SourceId,
+    /// `id` as text, made once: it labels this source's metrics on every request.
+    pub label: String,
     pub account: AccountId,
     pub kind: SourceKind,
     /// `Err` holds why a stored verification config failed to build; such a source refuses
@@ -43,6 +45,7 @@ fn entry(source: &Source) -> SourceEntry {
     });
     SourceEntry {
         id: source.id,
+        label: source.id.to_string(),
         account: source.account_id,
         kind: source.kind,
         verifier,

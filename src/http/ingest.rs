@@ -10,7 +10,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use prometheus::{IntCounterVec, Opts, Registry};
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::api::{Envelope, ErrorBody};
-use super::envelope::{body_error, ApiError, Data};
+use super::envelope::{ApiError, Data};
 use super::AppState;
 use crate::ids::{now_ms, EventId};
 use crate::model::{Event, Origin, SourceKind};
@@ -117,33 +117,32 @@ async fn ingest(
             ));
         }
     };
-    let source_label = source.id.to_string();
-    tracing::Span::current().record("source_id", source_label.as_str());
+    let source_label = source.label.as_str();
+    tracing::Span::current().record("source_id", source_label);
     if state.is_draining() {
-        metrics.count(&source_label, "unavailable");
+        metrics.count(source_label, "unavailable");
         return Err(ApiError::unavailable("hookgate is shutting down", 5));
     }
 
     let (parts, body) = request.into_parts();
-    let body = match Bytes::from_request(Request::from_parts(parts.clone(), body), &()).await {
+    let headers = parts.headers;
+    let body = match read_body(&headers, body, state.config().server.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
-            let e = body_error(e);
             let outcome = if e.status == StatusCode::PAYLOAD_TOO_LARGE {
                 "too_large"
             } else {
                 "bad_request"
             };
-            metrics.count(&source_label, outcome);
+            metrics.count(source_label, outcome);
             return Err(e);
         }
     };
-    let headers = parts.headers;
 
     let verifier = match &source.verifier {
         Ok(v) => v,
         Err(_) => {
-            metrics.count(&source_label, "unavailable");
+            metrics.count(source_label, "unavailable");
             return Err(ApiError::unavailable(
                 "this source's verification settings are unusable; the operator must fix them",
                 60,
@@ -160,7 +159,7 @@ async fn ingest(
     }) {
         Ok(v) => v,
         Err(e) => {
-            metrics.count(&source_label, "unauthorized");
+            metrics.count(source_label, "unauthorized");
             metrics
                 .verify_failures
                 .with_label_values(&[verifier.provider().as_str(), e.reason()])
@@ -200,21 +199,21 @@ async fn ingest(
         .await;
     match appended {
         Ok(Appended::Stored { event_id, .. }) => {
-            metrics.count(&source_label, "accepted");
+            metrics.count(source_label, "accepted");
             Ok(Data::ok(IngestAnswer {
                 event_id,
                 duplicate: false,
             }))
         }
         Ok(Appended::Duplicate { event_id }) => {
-            metrics.count(&source_label, "duplicate");
+            metrics.count(source_label, "duplicate");
             Ok(Data::ok(IngestAnswer {
                 event_id,
                 duplicate: true,
             }))
         }
         Err(e) => {
-            metrics.count(&source_label, "unavailable");
+            metrics.count(source_label, "unavailable");
             if e.is_unavailable() {
                 Err(ApiError::from(e))
             } else {
@@ -223,6 +222,37 @@ async fn ingest(
                 Err(ApiError::unavailable("storage failed; retry later", 30))
             }
         }
+    }
+}
+
+/// Reads the body up to `limit` bytes: a declared length over it is refused before reading,
+/// a chunked body as soon as it passes it.
+async fn read_body(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "request body exceeds the configured limit",
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+        Err(_) => Err(ApiError::bad_request(
+            "bad_body",
+            "could not read the request body",
+        )),
     }
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable};
 
-use super::tables::{DEDUPE, DELIVERIES, DUE, EVENTS};
+use super::tables::{DELIVERIES, EVENTS};
 use super::{codec, Store, StoreError};
 use crate::ids::{raw_id_at, AccountId, DeliveryId, DestinationId, EventId, SourceId};
 use crate::model::{Delivery, DeliveryStatus, Event, EventMeta, EventStatus};
@@ -58,12 +58,15 @@ impl Store {
         dedupe_window: Duration,
     ) -> Result<Appended, StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
                 let acc = event.account_id.raw();
                 let now = event.received_at_ms;
+                let hot = batch.hot()?;
                 if let Some(key) = event.dedupe_key.as_deref() {
-                    let mut dedupe = txn.open_table(DEDUPE)?;
-                    let seen = dedupe.get((event.source_id.raw(), key))?.map(|v| v.value());
+                    let seen = hot
+                        .dedupe
+                        .get((event.source_id.raw(), key))?
+                        .map(|v| v.value());
                     if let Some((original, at_ms)) = seen {
                         if now.saturating_sub(at_ms) < dedupe_window.as_millis() as u64 {
                             return Ok(Appended::Duplicate {
@@ -71,16 +74,15 @@ impl Store {
                             });
                         }
                     }
-                    dedupe.insert((event.source_id.raw(), key), (event.id.raw(), now))?;
+                    hot.dedupe
+                        .insert((event.source_id.raw(), key), (event.id.raw(), now))?;
                 }
-                txn.open_table(EVENTS)?.insert(
+                hot.events.insert(
                     (acc, event.id.raw()),
                     codec::encode_event(&event).as_slice(),
                 )?;
                 let mut deliveries = Vec::with_capacity(destinations.len());
-                if !destinations.is_empty() {
-                    let mut table = txn.open_table(DELIVERIES)?;
-                    let mut due = txn.open_table(DUE)?;
+                {
                     for destination_id in destinations {
                         let d = Delivery {
                             id: DeliveryId(raw_id_at(now)),
@@ -94,11 +96,11 @@ impl Store {
                             created_at_ms: now,
                             updated_at_ms: now,
                         };
-                        table.insert(
+                        hot.deliveries.insert(
                             (event.id.raw(), d.id.raw()),
                             codec::encode_delivery(&d).as_slice(),
                         )?;
-                        due.insert((now, d.id.raw()), (acc, event.id.raw()))?;
+                        hot.due.insert((now, d.id.raw()), (acc, event.id.raw()))?;
                         deliveries.push(d);
                     }
                 }

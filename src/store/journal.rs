@@ -23,16 +23,58 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
-use redb::{Database, Durability, WriteTransaction};
+use redb::{Database, Durability, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::tables::{DEDUPE, DELIVERIES, DUE, EVENTS};
 use super::StoreError;
+
+/// The open write transaction of one batch, as jobs see it.
+///
+/// The hot tables of the ingest path stay open across consecutive jobs of a batch instead of
+/// being opened and closed by each job (redb allows one open handle per table, and opening one
+/// is a lookup in the table tree). Asking for the raw transaction closes them first, so a job
+/// that opens tables itself can never collide with a cached handle.
+pub struct Batch<'t> {
+    txn: &'t WriteTransaction,
+    hot: Option<HotTables<'t>>,
+}
+
+/// Tables every event append writes.
+pub struct HotTables<'t> {
+    pub events: Table<'t, (u128, u128), &'static [u8]>,
+    pub deliveries: Table<'t, (u128, u128), &'static [u8]>,
+    pub due: Table<'t, (u64, u128), (u128, u128)>,
+    pub dedupe: Table<'t, (u128, &'static str), (u128, u64)>,
+}
+
+impl<'t> Batch<'t> {
+    /// The transaction itself, with the cached hot tables closed.
+    pub fn txn(&mut self) -> &'t WriteTransaction {
+        self.hot = None;
+        self.txn
+    }
+
+    /// The hot tables, opened on first use in the batch.
+    pub fn hot(&mut self) -> Result<&mut HotTables<'t>, StoreError> {
+        let hot = match self.hot.take() {
+            Some(hot) => hot,
+            None => HotTables {
+                events: self.txn.open_table(EVENTS)?,
+                deliveries: self.txn.open_table(DELIVERIES)?,
+                due: self.txn.open_table(DUE)?,
+                dedupe: self.txn.open_table(DEDUPE)?,
+            },
+        };
+        Ok(self.hot.insert(hot))
+    }
+}
 
 /// One unit of work for the writer thread.
 trait Job: Send {
     /// Runs inside the batch transaction. `Err` is a storage failure that dooms the batch
     /// (invariant 4); logical outcomes are kept inside the job and reported in `finish`.
-    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError>;
+    fn apply(&mut self, batch: &mut Batch<'_>) -> Result<(), StoreError>;
     /// Called once the batch's fate is known.
     fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>);
 }
@@ -45,14 +87,14 @@ struct TypedJob<F, R> {
 
 impl<F, R> Job for TypedJob<F, R>
 where
-    F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send,
+    F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send,
     R: Send,
 {
-    fn apply(&mut self, txn: &WriteTransaction) -> Result<(), StoreError> {
+    fn apply(&mut self, batch: &mut Batch<'_>) -> Result<(), StoreError> {
         let Some(work) = self.work.take() else {
             return Ok(());
         };
-        match work(txn) {
+        match work(batch) {
             Err(e) if e.is_storage_failure() => Err(e),
             outcome => {
                 self.outcome = Some(outcome);
@@ -204,7 +246,7 @@ impl Journal {
     /// `work` must follow invariant 5: any logical `Err` is returned before the first write.
     pub async fn submit<F, R>(&self, work: F) -> Result<R, StoreError>
     where
-        F: FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+        F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
@@ -281,11 +323,23 @@ fn commit_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), StoreEr
     // Immediate is redb's default; it is set explicitly because invariant 2 depends on it.
     txn.set_durability(Durability::Immediate)
         .map_err(redb::Error::from)?;
-    for job in batch.iter_mut() {
-        if let Err(e) = job.apply(&txn) {
-            txn.abort()?;
-            return Err(e);
+    let mut applied = Ok(());
+    {
+        let mut open = Batch {
+            txn: &txn,
+            hot: None,
+        };
+        for job in batch.iter_mut() {
+            if let Err(e) = job.apply(&mut open) {
+                applied = Err(e);
+                break;
+            }
         }
+        // `open` drops here, closing cached tables before the commit needs the transaction.
+    }
+    if let Err(e) = applied {
+        txn.abort()?;
+        return Err(e);
     }
     txn.commit()?;
     Ok(())

@@ -272,7 +272,8 @@ impl Store {
         F: FnOnce(&WriteTransaction, &mut T) -> Result<(), StoreError> + Send + 'static,
     {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let table = txn.open_table(T::TABLE)?;
                 let current = match table.get((account.raw(), id))? {
                     Some(v) => decode::<T>(T::NAME, v.value())?,
@@ -293,7 +294,8 @@ impl Store {
     /// Creates an account together with its first API key, in one commit.
     pub async fn create_account(&self, account: Account, key: ApiKey) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 txn.open_table(ACCOUNTS)?
                     .insert(account.id.raw(), codec::encode(&account).as_slice())?;
                 insert_api_key(txn, &key)
@@ -322,7 +324,7 @@ impl Store {
 
     pub async fn create_api_key(&self, key: ApiKey) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| insert_api_key(txn, &key))
+            .submit(move |batch| insert_api_key(batch.txn(), &key))
             .await
     }
 
@@ -341,7 +343,8 @@ impl Store {
 
     pub async fn delete_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let mut table = txn.open_table(API_KEYS)?;
                 let Some(removed) = table.remove((account.raw(), id.raw()))? else {
                     return Err(StoreError::NotFound("api key"));
@@ -358,7 +361,8 @@ impl Store {
 
     pub async fn create_source(&self, source: Source) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let acc = source.account_id.raw();
                 let mut names = txn.open_table(SOURCE_NAMES)?;
                 if names.get((acc, source.name.as_str()))?.is_some() {
@@ -474,7 +478,8 @@ impl Store {
         id: SourceId,
     ) -> Result<Source, StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let mut table = txn.open_table(SOURCES)?;
                 let Some(removed) = table.remove((account.raw(), id.raw()))? else {
                     return Err(StoreError::NotFound("source"));
@@ -496,7 +501,8 @@ impl Store {
 
     pub async fn create_destination(&self, destination: Destination) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 txn.open_table(DESTINATIONS)?
                     .insert(destination.key(), codec::encode(&destination).as_slice())?;
                 Ok(())
@@ -541,7 +547,8 @@ impl Store {
         id: DestinationId,
     ) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let mut table = txn.open_table(DESTINATIONS)?;
                 if table.remove((account.raw(), id.raw()))?.is_none() {
                     return Err(StoreError::NotFound("destination"));
@@ -558,7 +565,8 @@ impl Store {
     /// route's account (so a route can never point at another tenant's resources).
     pub async fn create_route(&self, route: Route) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let acc = route.account_id.raw();
                 if let Some(source) = route.source_id {
                     if txn.open_table(SOURCES)?.get((acc, source.raw()))?.is_none() {
@@ -595,7 +603,8 @@ impl Store {
 
     pub async fn delete_route(&self, account: AccountId, id: RouteId) -> Result<(), StoreError> {
         self.journal
-            .submit(move |txn| {
+            .submit(move |batch| {
+                let txn = batch.txn();
                 let mut table = txn.open_table(ROUTES)?;
                 if table.remove((account.raw(), id.raw()))?.is_none() {
                     return Err(StoreError::NotFound("route"));
