@@ -1,0 +1,346 @@
+//! Whole-gateway load benchmark: one command, loopback only, bounded in time, stops by itself.
+//!
+//! `cargo bench --bench load` (optionally `-- --secs N`, default 5 per phase) measures, in
+//! one run and so on the same machine state:
+//! 1. the raw journal rate: `Store::append_event` driven in-process by 256 tasks with 1 KiB
+//!    bodies and one delivery row each, no HTTP;
+//! 2. `GET /healthz` on the real binary at concurrency 256 (the HTTP stack's ceiling);
+//! 3. durable ingest (`POST /ingest/<token>`, 1 KiB JSON, one route) at concurrency 1, 16
+//!    and 256: throughput, p50 and p99 latency.
+//!
+//! It prints the ratios the targets are stated in. The load generator is plain hyper HTTP/1.1
+//! with one keep-alive connection per client task, in this process; it shares the machine's
+//! cores with the gateway, as any loopback benchmark must.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hookgate::config::{Config, RawConfig};
+use hookgate::ids::{AccountId, DestinationId, EventId, SourceId};
+use hookgate::model::{Event, Origin};
+use http_body_util::{BodyExt, Full};
+use serde_json::{json, Value};
+use tokio::net::TcpStream;
+
+const BODY_BYTES: usize = 1024;
+
+#[derive(Default)]
+struct Sample {
+    ok: u64,
+    errors: u64,
+    latencies_us: Vec<u32>,
+    elapsed: Duration,
+}
+
+impl Sample {
+    fn rate(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&mut self, p: f64) -> f64 {
+        if self.latencies_us.is_empty() {
+            return f64::NAN;
+        }
+        self.latencies_us.sort_unstable();
+        let i = ((self.latencies_us.len() as f64 - 1.0) * p).round() as usize;
+        f64::from(self.latencies_us[i]) / 1000.0
+    }
+}
+
+fn body(n: u64) -> Vec<u8> {
+    let head = format!("{{\"type\":\"load.test\",\"n\":{n},\"pad\":\"");
+    let mut b = head.into_bytes();
+    b.resize(BODY_BYTES - 2, b'x');
+    b.extend_from_slice(b"\"}");
+    b
+}
+
+async fn raw_journal(secs: u64) -> Sample {
+    let dir = tempfile::tempdir().unwrap();
+    let mut raw = RawConfig::default();
+    raw.storage.data_dir = dir.path().to_owned();
+    let config = Config::from_raw(raw, &|_| None).unwrap();
+    let registry = prometheus::Registry::new();
+    let (store, thread) = hookgate::store::Store::open(&config.storage, &registry).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (account, source, destination) = (AccountId::new(), SourceId::new(), DestinationId::new());
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..256u64)
+        .map(|t| {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut s = Sample::default();
+                let mut n = t << 32;
+                while !stop.load(Ordering::Relaxed) {
+                    let e = Event {
+                        id: EventId::new(),
+                        account_id: account,
+                        source_id: source,
+                        origin: Origin::Inbound,
+                        received_at_ms: hookgate::ids::now_ms(),
+                        event_type: Some("load.test".into()),
+                        dedupe_key: None,
+                        content_type: Some("application/json".into()),
+                        headers: vec![("content-type".into(), b"application/json".to_vec())],
+                        body: body(n),
+                    };
+                    n += 1;
+                    let t0 = Instant::now();
+                    match store
+                        .append_event(e, vec![destination], Duration::ZERO)
+                        .await
+                    {
+                        Ok(_) => {
+                            s.ok += 1;
+                            s.latencies_us.push(t0.elapsed().as_micros() as u32);
+                        }
+                        Err(_) => s.errors += 1,
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Sample::default();
+    for t in tasks {
+        let s = t.await.unwrap();
+        total.ok += s.ok;
+        total.errors += s.errors;
+        total.latencies_us.extend(s.latencies_us);
+    }
+    total.elapsed = started.elapsed();
+    drop(store);
+    thread.join().await;
+    total
+}
+
+/// `concurrency` connections each sending requests back to back for `secs`.
+async fn drive(
+    addr: SocketAddr,
+    concurrency: usize,
+    secs: u64,
+    method: &'static str,
+    path: String,
+    with_body: bool,
+) -> Sample {
+    let stop = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency as u64)
+        .map(|t| {
+            let (stop, path) = (stop.clone(), path.clone());
+            tokio::spawn(async move {
+                let mut s = Sample::default();
+                let stream = TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut send, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let mut n = t << 32;
+                while !stop.load(Ordering::Relaxed) {
+                    let payload = if with_body {
+                        Bytes::from(body(n))
+                    } else {
+                        Bytes::new()
+                    };
+                    n += 1;
+                    let req = hyper::Request::builder()
+                        .method(method)
+                        .uri(&path)
+                        .header("host", "bench")
+                        .header("content-type", "application/json")
+                        .body(Full::new(payload))
+                        .unwrap();
+                    let t0 = Instant::now();
+                    match send.send_request(req).await {
+                        Ok(resp) => {
+                            let ok = resp.status().is_success();
+                            let _ = resp.into_body().collect().await;
+                            if ok {
+                                s.ok += 1;
+                                s.latencies_us.push(t0.elapsed().as_micros() as u32);
+                            } else {
+                                s.errors += 1;
+                            }
+                        }
+                        Err(_) => {
+                            s.errors += 1;
+                            break;
+                        }
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs(secs)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut total = Sample::default();
+    for t in tasks {
+        let s = t.await.unwrap();
+        total.ok += s.ok;
+        total.errors += s.errors;
+        total.latencies_us.extend(s.latencies_us);
+    }
+    total.elapsed = started.elapsed();
+    total
+}
+
+struct Gateway {
+    child: std::process::Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_gateway() -> Gateway {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("hookgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[admin]\napi_key = \"bench-operator-key-0123456789\"\n[delivery]\nallow_private_networks = true\n[log]\nlevel = \"warn\"\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_hookgate"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("hookgate ready listen=")
+        .unwrap()
+        .parse()
+        .unwrap();
+    Gateway {
+        child,
+        addr,
+        _dir: dir,
+    }
+}
+
+async fn setup(addr: SocketAddr) -> String {
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let post = |path: &str, key: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let a: Value = post(
+        "/v1/accounts",
+        "bench-operator-key-0123456789",
+        json!({"name": "bench"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let key = a["data"]["api_key"].as_str().unwrap().to_owned();
+    let s: Value = post(
+        "/v1/sources",
+        &key,
+        json!({"name": "load", "kind": "webhook"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    // Port 9 (discard) on loopback: nothing delivers yet; the row is what ingest must write.
+    let d: Value = post(
+        "/v1/destinations",
+        &key,
+        json!({"name": "sink", "url": "http://127.0.0.1:9/"}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post(
+        "/v1/routes",
+        &key,
+        json!({"source_id": s["data"]["id"], "destination_id": d["data"]["id"]}),
+    )
+    .await
+    .unwrap();
+    s["data"]["ingest_path"].as_str().unwrap().to_owned()
+}
+
+fn main() {
+    let mut secs = 5u64;
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--secs") {
+        secs = args.get(i + 1).and_then(|v| v.parse().ok()).unwrap_or(secs);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        println!("hookgate load benchmark: {secs}s per phase, {BODY_BYTES}-byte bodies, loopback only\n");
+        let mut journal = raw_journal(secs).await;
+        println!(
+            "raw journal (in-process, 256 tasks):   {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            journal.rate(), journal.pct(0.5), journal.pct(0.99), journal.errors
+        );
+
+        let gw = start_gateway();
+        let path = setup(gw.addr).await;
+        let mut health = drive(gw.addr, 256, secs, "GET", "/healthz".into(), false).await;
+        println!(
+            "GET /healthz (c=256):                  {:>9.0} req/s      p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            health.rate(), health.pct(0.5), health.pct(0.99), health.errors
+        );
+        let mut at256 = 0.0;
+        for c in [1usize, 16, 256] {
+            let mut s = drive(gw.addr, c, secs, "POST", path.clone(), true).await;
+            println!(
+                "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+                s.rate(), s.pct(0.5), s.pct(0.99), s.errors
+            );
+            if c == 256 {
+                at256 = s.rate();
+            }
+        }
+        let metrics = reqwest::get(format!("http://{}/metrics", gw.addr)).await.unwrap().text().await.unwrap();
+        let m = |name: &str| {
+            metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+                .and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse::<f64>().ok()).unwrap_or(f64::NAN)
+        };
+        println!(
+            "gateway journal over all phases: {:.0} commits, mean batch {:.1} events, mean commit {:.2} ms",
+            m("hookgate_journal_commits_total"),
+            m("hookgate_journal_batch_size_sum") / m("hookgate_journal_batch_size_count"),
+            1000.0 * m("hookgate_journal_commit_duration_seconds_sum") / m("hookgate_journal_commit_duration_seconds_count"),
+        );
+        println!();
+        println!("ingest c=256 / raw journal:  {:.2}  (target >= 0.70)", at256 / journal.rate());
+        println!("ingest c=256 / healthz:      {:.2}  (target >= 0.25)", at256 / health.rate());
+        drop(gw);
+    });
+}
