@@ -49,7 +49,10 @@ fn json(data: &[u8]) {
         Ok(back) => back,
         Err(e) => panic!("encode of {value} does not decode: {e}"),
     };
-    assert_eq!(back, value, "round trip changed the value (encoded as {encoded:?})");
+    assert_eq!(
+        back, value,
+        "round trip changed the value (encoded as {encoded:?})"
+    );
     assert_eq!(codec::encode(&back), encoded, "re-encoding is not stable");
 }
 
@@ -59,7 +62,11 @@ fn binary(data: &[u8]) {
     let meta = codec::decode_event_meta(data, account, event_id);
     match codec::decode_event(data, account, event_id) {
         Ok(event) => {
-            assert_eq!(codec::encode_event(&event), data, "event did not re-encode as read");
+            assert_eq!(
+                codec::encode_event(&event),
+                data,
+                "event did not re-encode as read"
+            );
             let meta = match meta {
                 Ok(meta) => meta,
                 Err(e) => panic!("decode_event accepted what decode_event_meta refused: {e}"),

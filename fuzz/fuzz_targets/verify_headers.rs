@@ -66,7 +66,11 @@ const STANDARD_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// Generic `hmac` provider variants, covering each algorithm and encoding.
 const GENERIC_VARIANTS: [(HmacAlgorithm, SignatureEncoding, Option<&str>); 3] = [
-    (HmacAlgorithm::Sha256, SignatureEncoding::Hex, Some("sha256=")),
+    (
+        HmacAlgorithm::Sha256,
+        SignatureEncoding::Hex,
+        Some("sha256="),
+    ),
     (HmacAlgorithm::Sha1, SignatureEncoding::Base64, None),
     (HmacAlgorithm::Sha512, SignatureEncoding::Hex, None),
 ];
@@ -99,7 +103,9 @@ static VERIFIERS: LazyLock<Verifiers> = LazyLock::new(|| {
         standard: keyed(Provider::StandardWebhooks, STANDARD_SECRET),
         generic: GENERIC_VARIANTS
             .iter()
-            .map(|&(algorithm, encoding, prefix)| built(&generic_config(algorithm, encoding, prefix)))
+            .map(|&(algorithm, encoding, prefix)| {
+                built(&generic_config(algorithm, encoding, prefix))
+            })
             .collect(),
         none: built(&VerificationConfig::new(Provider::None)),
     }
@@ -166,6 +172,13 @@ fn is_index_key(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_KEY_LEN && !s.chars().any(char::is_control)
 }
 
+/// What a header slot yields as event type / delivery id: the slot itself
+/// when it could be sent as a header value and is a valid index key.
+fn slot_key(slot: &[u8]) -> Option<&str> {
+    let s = std::str::from_utf8(slot).ok()?;
+    (is_index_key(s) && HeaderValue::from_bytes(slot).is_ok()).then_some(s)
+}
+
 /// What every accepted request must satisfy, whoever accepted it.
 fn check_verified(provider: Provider, verified: &Verified) {
     assert_eq!(verified.provider(), provider);
@@ -177,7 +190,12 @@ fn check_verified(provider: Provider, verified: &Verified) {
     }
 }
 
-fn run(v: &dyn Verifier, headers: &HeaderMap, body: &[u8], now: i64) -> Result<Verified, VerifyError> {
+fn run(
+    v: &dyn Verifier,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: i64,
+) -> Result<Verified, VerifyError> {
     let req = Unverified {
         headers,
         body,
@@ -198,7 +216,11 @@ fn run(v: &dyn Verifier, headers: &HeaderMap, body: &[u8], now: i64) -> Result<V
 /// Step 1: each parser on its slot, plus the shape of what it accepts.
 fn parsers(slots: &[&[u8]; SLOTS]) {
     if let Ok(h) = stripe::parse_header(slots[2]) {
-        assert!(h.timestamp >= 0, "negative stripe timestamp {}", h.timestamp);
+        assert!(
+            h.timestamp >= 0,
+            "negative stripe timestamp {}",
+            h.timestamp
+        );
         assert!(!h.v1.is_empty() && h.v1.iter().all(|s| !s.is_empty()));
         assert!(h.timestamp_raw.iter().all(u8::is_ascii_digit));
     }
@@ -245,7 +267,11 @@ fn unsigned(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
         for event in ["X-GitHub-Event", "X-Shopify-Topic", GENERIC_EVENT_HEADER] {
             insert(&mut map, event, slots[9]);
         }
-        for id in ["X-GitHub-Delivery", "X-Shopify-Webhook-Id", GENERIC_DELIVERY_HEADER] {
+        for id in [
+            "X-GitHub-Delivery",
+            "X-Shopify-Webhook-Id",
+            GENERIC_DELIVERY_HEADER,
+        ] {
             insert(&mut map, id, slots[10]);
         }
         let keyed = [&v.stripe, &v.github, &v.shopify, &v.slack, &v.standard]
@@ -256,7 +282,10 @@ fn unsigned(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
             // be a break of HMAC, or (far likelier) a verifier accepting
             // without checking: either way, a bug.
             if let Ok(verified) = run(&**verifier, &map, body, now) {
-                panic!("{} accepted an unsigned request: {verified:?}", verifier.provider());
+                panic!(
+                    "{} accepted an unsigned request: {verified:?}",
+                    verifier.provider()
+                );
             }
         }
         assert!(run(&*v.none, &map, body, now).is_ok(), "none must accept");
@@ -282,9 +311,9 @@ fn signed(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
         Err(VerifyError::TimestampOutOfTolerance { age_s: got }) if !in_window => {
             assert_eq!(got, age_s, "{provider}: wrong age for t={ts} now={now}");
         }
-        other => panic!(
-            "{provider}: signed request with t={ts} now={now} (age {age_s}) gave {other:?}"
-        ),
+        other => {
+            panic!("{provider}: signed request with t={ts} now={now} (age {age_s}) gave {other:?}")
+        }
     };
     let untimed = |provider: Provider, result: Result<Verified, VerifyError>| {
         if let Err(e) = result {
@@ -295,7 +324,11 @@ fn signed(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
         for event in ["X-GitHub-Event", "X-Shopify-Topic", GENERIC_EVENT_HEADER] {
             insert(map, event, slots[9]);
         }
-        for id in ["X-GitHub-Delivery", "X-Shopify-Webhook-Id", GENERIC_DELIVERY_HEADER] {
+        for id in [
+            "X-GitHub-Delivery",
+            "X-Shopify-Webhook-Id",
+            GENERIC_DELIVERY_HEADER,
+        ] {
             insert(map, id, slots[10]);
         }
     };
@@ -304,7 +337,11 @@ fn signed(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
 
     // Stripe: t=<ts>,v1=<hex> over "<ts>.<body>", keyed with the whole secret.
     let mut map = HeaderMap::new();
-    let sig = hex::encode(mac(sha256, STRIPE_SECRET.as_bytes(), &[&ts_text, b".", body]));
+    let sig = hex::encode(mac(
+        sha256,
+        STRIPE_SECRET.as_bytes(),
+        &[&ts_text, b".", body],
+    ));
     let value = [b"t=", &ts_text[..], b",v1=", sig.as_bytes()].concat();
     insert(&mut map, stripe::SIGNATURE_HEADER, &value);
     timed(Provider::Stripe, run(&*v.stripe, &map, body, now));
@@ -323,10 +360,6 @@ fn signed(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
     insert(&mut map, shopify::SIGNATURE_HEADER, sig.as_bytes());
     let result = run(&*v.shopify, &map, body, now);
     if let Ok(verified) = &result {
-        let slot_key = |slot: &[u8]| {
-            let s = std::str::from_utf8(slot).ok()?;
-            (is_index_key(s) && HeaderValue::from_bytes(slot).is_ok()).then_some(s)
-        };
         assert_eq!(verified.event_type(), slot_key(slots[9]), "shopify topic");
         assert_eq!(verified.delivery_id(), slot_key(slots[10]), "shopify id");
     }
@@ -334,7 +367,10 @@ fn signed(slots: &[&[u8]; SLOTS], body: &[u8], now: i64) {
 
     // Slack: v0=<hex> over "v0:<ts>:<body>".
     let mut map = HeaderMap::new();
-    let sig = format!("v0={}", hex::encode(mac(sha256, raw_key, &[b"v0:", &ts_text, b":", body])));
+    let sig = format!(
+        "v0={}",
+        hex::encode(mac(sha256, raw_key, &[b"v0:", &ts_text, b":", body]))
+    );
     insert(&mut map, slack::SIGNATURE_HEADER, sig.as_bytes());
     insert(&mut map, slack::TIMESTAMP_HEADER, &ts_text);
     timed(Provider::Slack, run(&*v.slack, &map, body, now));
@@ -405,7 +441,10 @@ fn fuzzed_config(slots: &[&[u8]; SLOTS]) {
         let valid = cfg.validate().is_ok();
         match verify::build(&cfg) {
             Ok(built) => {
-                assert!(valid, "{provider}: build accepted a config validate refused");
+                assert!(
+                    valid,
+                    "{provider}: build accepted a config validate refused"
+                );
                 assert_eq!(built.provider(), provider);
             }
             Err(e) => assert!(!valid, "{provider}: validate accepted, build refused: {e}"),
