@@ -239,7 +239,7 @@ fn start_gateway() -> Gateway {
     }
 }
 
-async fn setup(addr: SocketAddr) -> String {
+async fn setup(addr: SocketAddr) -> (String, String) {
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
     let post = |path: &str, key: &str, body: Value| {
@@ -269,11 +269,12 @@ async fn setup(addr: SocketAddr) -> String {
     .json()
     .await
     .unwrap();
-    // Port 9 (discard) on loopback: nothing delivers yet; the row is what ingest must write.
+    // A disabled destination: ingest writes its delivery rows (the cost measured) but nothing
+    // is sent, so delivery work does not run under the ingest phases.
     let d: Value = post(
         "/v1/destinations",
         &key,
-        json!({"name": "sink", "url": "http://127.0.0.1:9/"}),
+        json!({"name": "sink", "url": "http://127.0.0.1:9/", "enabled": false}),
     )
     .await
     .unwrap()
@@ -287,7 +288,190 @@ async fn setup(addr: SocketAddr) -> String {
     )
     .await
     .unwrap();
+    (key, s["data"]["ingest_path"].as_str().unwrap().to_owned())
+}
+
+/// A second source routed to `receiver`, for the delivery phases.
+async fn setup_delivery(addr: SocketAddr, key: &str, receiver: SocketAddr) -> String {
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let s: Value = post("/v1/sources", json!({"name": "deliver", "kind": "webhook"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d: Value = post(
+        "/v1/destinations",
+        json!({"name": "receiver", "url": format!("http://{receiver}/"), "max_in_flight": 256}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post(
+        "/v1/routes",
+        json!({"source_id": s["data"]["id"], "destination_id": d["data"]["id"]}),
+    )
+    .await
+    .unwrap();
     s["data"]["ingest_path"].as_str().unwrap().to_owned()
+}
+
+type Receipts = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
+
+/// A receiver answering 200 at once, recording when each webhook-id arrived.
+async fn start_receiver() -> (SocketAddr, Receipts) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let receipts: Receipts = Arc::default();
+    let r = receipts.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let r = r.clone();
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(
+                    move |req: hyper::Request<hyper::body::Incoming>| {
+                        let r = r.clone();
+                        async move {
+                            let at = Instant::now();
+                            if let Some(id) = req
+                                .headers()
+                                .get("webhook-id")
+                                .and_then(|v| v.to_str().ok())
+                            {
+                                r.lock().unwrap().entry(id.to_owned()).or_insert(at);
+                            }
+                            let _ = req.into_body().collect().await;
+                            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                                Bytes::new(),
+                            )))
+                        }
+                    },
+                );
+                let _ = hyper_util::server::conn::auto::Builder::new(
+                    hyper_util::rt::TokioExecutor::new(),
+                )
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
+                .await;
+            });
+        }
+    });
+    (addr, receipts)
+}
+
+/// Ingests at `rate` events/s for `secs` over 64 connections; returns (event id, acked at).
+async fn offered_load(
+    addr: SocketAddr,
+    path: &str,
+    rate: u64,
+    secs: u64,
+) -> Vec<(String, Instant)> {
+    const CONNS: u64 = 64;
+    let period =
+        Duration::from_micros(1_000_000 * CONNS / rate.max(1)).max(Duration::from_micros(1));
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..CONNS)
+        .map(|t| {
+            let path = path.to_owned();
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                stream.set_nodelay(true).unwrap();
+                let (mut send, conn) =
+                    hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                        .await
+                        .unwrap();
+                tokio::spawn(conn);
+                let mut tick = tokio::time::interval(period);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                let mut acked = Vec::new();
+                let mut n = t << 32;
+                while Instant::now() < deadline {
+                    tick.tick().await;
+                    n += 1;
+                    let req = hyper::Request::builder()
+                        .method("POST")
+                        .uri(&path)
+                        .header("host", "bench")
+                        .header("content-type", "application/json")
+                        .body(Full::new(Bytes::from(body(n))))
+                        .unwrap();
+                    let Ok(resp) = send.send_request(req).await else {
+                        break;
+                    };
+                    let at = Instant::now();
+                    let bytes = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+                        if let Some(id) = v["data"]["event_id"].as_str() {
+                            acked.push((id.to_owned(), at));
+                        }
+                    }
+                }
+                acked
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all
+}
+
+/// Waits until every acked event arrived (or 30 s), then reports rate and latency.
+async fn delivery_report(
+    label: &str,
+    acked: &[(String, Instant)],
+    receipts: &Receipts,
+    started: Instant,
+) {
+    let wait_until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let done = {
+            let r = receipts.lock().unwrap();
+            acked.iter().all(|(id, _)| r.contains_key(id))
+        };
+        if done || Instant::now() > wait_until {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let r = receipts.lock().unwrap();
+    let mut lat = Sample::default();
+    let mut last = started;
+    for (id, at) in acked {
+        if let Some(got) = r.get(id) {
+            lat.ok += 1;
+            lat.latencies_us
+                .push(got.saturating_duration_since(*at).as_micros() as u32);
+            last = last.max(*got);
+        }
+    }
+    let span = last.saturating_duration_since(started).as_secs_f64();
+    let (p50, p99) = (lat.pct(0.5), lat.pct(0.99));
+    println!(
+        "{label}: {} of {} delivered, {:>7.0} deliveries/s, ingest-200 to receiver p50 {:>6.2} ms  p99 {:>6.2} ms",
+        lat.ok,
+        acked.len(),
+        lat.ok as f64 / span,
+        p50,
+        p99
+    );
 }
 
 fn main() {
@@ -310,7 +494,7 @@ fn main() {
         );
 
         let gw = start_gateway();
-        let path = setup(gw.addr).await;
+        let (key, path) = setup(gw.addr).await;
         let mut health = drive(gw.addr, 256, secs, "GET", "/healthz".into(), false).await;
         println!(
             "GET /healthz (c=256):                  {:>9.0} req/s      p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
@@ -327,6 +511,16 @@ fn main() {
                 at256 = s.rate();
             }
         }
+        let (receiver, receipts) = start_receiver().await;
+        let deliver_path = setup_delivery(gw.addr, &key, receiver).await;
+        let started = Instant::now();
+        let acked = offered_load(gw.addr, &deliver_path, 1_000_000, secs).await;
+        delivery_report("deliveries, ingest at max rate (c=64)", &acked, &receipts, started).await;
+        receipts.lock().unwrap().clear();
+        let started = Instant::now();
+        let acked = offered_load(gw.addr, &deliver_path, 5_000, secs).await;
+        delivery_report("deliveries, ingest offered at 5000/s  ", &acked, &receipts, started).await;
+
         let metrics = reqwest::get(format!("http://{}/metrics", gw.addr)).await.unwrap().text().await.unwrap();
         let m = |name: &str| {
             metrics.lines().find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))

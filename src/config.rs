@@ -144,11 +144,36 @@ impl fmt::Debug for RawAdmin {
     }
 }
 
-#[derive(Debug, Default, Deserialize, PartialEq)]
+#[derive(Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawDelivery {
     pub allow_private_networks: bool,
     pub allow_cidrs: Vec<String>,
+    pub max_in_flight_total: u64,
+    pub connect_timeout_ms: u64,
+    pub circuit_failure_threshold: u32,
+    pub header_prefix: String,
+    pub forward_headers: Vec<String>,
+    pub auto_disable_after_s: u64,
+    pub auto_disable_after_dead_letters: u32,
+    pub replay_rate_per_s: u32,
+}
+
+impl Default for RawDelivery {
+    fn default() -> Self {
+        Self {
+            allow_private_networks: false,
+            allow_cidrs: Vec::new(),
+            max_in_flight_total: 1024,
+            connect_timeout_ms: 5_000,
+            circuit_failure_threshold: 5,
+            header_prefix: "x-hookgate-".into(),
+            forward_headers: Vec::new(),
+            auto_disable_after_s: 5 * 24 * 3600,
+            auto_disable_after_dead_letters: 20,
+            replay_rate_per_s: 100,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -240,6 +265,21 @@ pub struct AdminConfig {
 pub struct DeliveryConfig {
     pub allow_private_networks: bool,
     pub allow_cidrs: Vec<IpNet>,
+    /// Attempts running at once across all destinations (bounds hookgate's own resources).
+    pub max_in_flight_total: usize,
+    pub connect_timeout: Duration,
+    /// Consecutive failures that open a destination's circuit (0: never).
+    pub circuit_failure_threshold: u32,
+    /// Prefix of hookgate's informational headers on deliveries.
+    pub header_prefix: String,
+    /// Stored request headers forwarded to destinations; empty forwards all of them.
+    pub forward_headers: Vec<String>,
+    /// A destination failing continuously for longer than this is disabled (zero: never).
+    pub auto_disable_after: Duration,
+    /// A destination with this many dead letters in a row is disabled (0: never).
+    pub auto_disable_after_dead_letters: u32,
+    /// Bulk replays queue deliveries at most this fast, so a replay cannot flood a destination.
+    pub replay_rate_per_s: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -290,7 +330,7 @@ impl Config {
                 path: path.to_owned(),
                 line,
                 column,
-                message: e.message().to_owned(),
+                message: redact_quoted(e.message()),
             }
         })
     }
@@ -416,6 +456,45 @@ impl Config {
             }
         }
 
+        if !(1..=100_000).contains(&raw.delivery.max_in_flight_total) {
+            bad(
+                "delivery.max_in_flight_total",
+                "must be between 1 and 100000".into(),
+            );
+        }
+        if !(100..=60_000).contains(&raw.delivery.connect_timeout_ms) {
+            bad(
+                "delivery.connect_timeout_ms",
+                "must be between 100 and 60000".into(),
+            );
+        }
+        let prefix_ok = !raw.delivery.header_prefix.is_empty()
+            && raw
+                .delivery
+                .header_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        if !prefix_ok {
+            bad(
+                "delivery.header_prefix",
+                "must be letters, digits and '-' only, e.g. \"x-hookgate-\"".into(),
+            );
+        }
+        for (i, h) in raw.delivery.forward_headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                bad(
+                    &format!("delivery.forward_headers[{i}]"),
+                    format!("\"{}\" is not a header name", h.escape_debug()),
+                );
+            }
+        }
+        if !(1..=100_000).contains(&raw.delivery.replay_rate_per_s) {
+            bad(
+                "delivery.replay_rate_per_s",
+                "must be between 1 and 100000".into(),
+            );
+        }
+
         let format = match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -466,6 +545,14 @@ impl Config {
             delivery: DeliveryConfig {
                 allow_private_networks: raw.delivery.allow_private_networks,
                 allow_cidrs,
+                max_in_flight_total: raw.delivery.max_in_flight_total as usize,
+                connect_timeout: Duration::from_millis(raw.delivery.connect_timeout_ms),
+                circuit_failure_threshold: raw.delivery.circuit_failure_threshold,
+                header_prefix: raw.delivery.header_prefix.to_ascii_lowercase(),
+                forward_headers: raw.delivery.forward_headers,
+                auto_disable_after: Duration::from_secs(raw.delivery.auto_disable_after_s),
+                auto_disable_after_dead_letters: raw.delivery.auto_disable_after_dead_letters,
+                replay_rate_per_s: raw.delivery.replay_rate_per_s,
             },
             log: LogConfig {
                 format,
@@ -473,6 +560,26 @@ impl Config {
             },
         })
     }
+}
+
+/// serde's type errors quote the offending value (`invalid type: string "…"`), which may be a
+/// secret written under the wrong key: keep the message, drop every quoted value.
+fn redact_quoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    for c in message.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
@@ -575,6 +682,21 @@ format = "xml"
             "{err}"
         );
         assert!(!err.contains("short\""), "{err}");
+    }
+
+    #[test]
+    fn a_secret_under_a_key_of_the_wrong_type_is_not_echoed() {
+        // Found by the config_toml fuzz target.
+        for text in [
+            "admin = \"SECRET-operator-key-0123456789abcdef\"\n",
+            "[server]\nmax_body_bytes = \"SECRET-operator-key\"\n",
+        ] {
+            let err = Config::parse_raw(Path::new("x.toml"), text)
+                .unwrap_err()
+                .to_string();
+            assert!(!err.contains("SECRET"), "{err}");
+            assert!(err.contains("invalid type"), "{err}");
+        }
     }
 
     #[test]

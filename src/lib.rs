@@ -46,8 +46,48 @@ pub struct ReadyInfo {
     pub db_path: std::path::PathBuf,
 }
 
+fn start_delivery(
+    config: &Config,
+    store: &store::Store,
+    registry: &prometheus::Registry,
+    shutdown: &Shutdown,
+) -> Result<delivery::scheduler::SchedulerHandle, RunError> {
+    use delivery::{attempt, client, scheduler};
+    let d = &config.delivery;
+    let client = client::DeliveryClient::new(client::ClientConfig {
+        ssrf: delivery::ssrf::SsrfPolicy {
+            allow_private_networks: d.allow_private_networks,
+            allow_cidrs: d.allow_cidrs.clone(),
+        },
+        connect_timeout: d.connect_timeout,
+        ..Default::default()
+    })?;
+    let metrics = scheduler::DeliveryMetrics::register(registry)?;
+    let handle = scheduler::spawn(
+        store.clone(),
+        client,
+        scheduler::SchedulerConfig {
+            max_in_flight_total: d.max_in_flight_total,
+            circuit_failure_threshold: d.circuit_failure_threshold,
+            attempt: attempt::AttemptSettings {
+                header_prefix: d.header_prefix.clone(),
+                forward_headers: d.forward_headers.clone(),
+                health: store::deliveries::HealthPolicy {
+                    failing_for_ms: d.auto_disable_after.as_millis() as u64,
+                    consecutive_dead_letters: d.auto_disable_after_dead_letters,
+                },
+            },
+        },
+        metrics,
+        shutdown.clone(),
+    )?;
+    Ok(handle)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
+    #[error("cannot build the delivery HTTP client")]
+    Client(#[from] delivery::client::ClientBuildError),
     #[error("cannot open storage")]
     Store(#[from] store::StoreError),
     #[error("cannot read the listener address")]
@@ -69,7 +109,8 @@ pub async fn run(
     let (store, journal_thread) = store::Store::open(&config.storage, &registry)?;
     let listen = listeners.main.local_addr().map_err(RunError::Listener)?;
     let catalog = catalog::Catalog::load(&store)?;
-    let state = http::AppState::new(config.clone(), store.clone(), registry, catalog)?;
+    let scheduler = start_delivery(&config, &store, &registry, &shutdown)?;
+    let state = http::AppState::new(config.clone(), store.clone(), registry, catalog, scheduler)?;
     tracing::info!(%listen, db = %store.path().display(), "Listening.");
     on_ready(ReadyInfo {
         listen,

@@ -236,7 +236,11 @@ pub struct Delivery {
     pub account_id: AccountId,
     pub destination_id: DestinationId,
     pub status: DeliveryStatus,
+    /// Attempts made, ever; numbers the attempt log.
     pub attempts: u32,
+    /// `attempts` when the delivery was last replayed: the retry policy counts attempts since
+    /// then, so a replayed dead letter gets a full schedule again.
+    pub retry_base: u32,
     pub next_attempt_at_ms: Option<u64>,
     pub last_status_code: Option<u16>,
     pub created_at_ms: u64,
@@ -311,4 +315,38 @@ mod tests {
             );
         }
     }
+}
+
+/// Why an attempt got no HTTP answer (or was not made).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct AttemptFailure {
+    /// `timeout`, `connect`, `dns`, `tls`, `ssrf_blocked`, `invalid_url`, `protocol`, `other`,
+    /// or `destination_deleted`.
+    pub kind: String,
+    pub message: String,
+}
+
+/// One HTTP try of one delivery. Immutable once recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub delivery_id: DeliveryId,
+    pub destination_id: DestinationId,
+    pub started_at_ms: u64,
+    pub duration_ms: u64,
+    pub status_code: Option<u16>,
+    pub error: Option<AttemptFailure>,
+    /// The first 4 KiB of the response body, lossily decoded.
+    pub response_body: String,
+}
+
+/// Something the account should know about, e.g. a destination hookgate disabled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notice {
+    pub id: u128,
+    /// `endpoint.disabled`.
+    pub kind: String,
+    pub destination_id: Option<DestinationId>,
+    pub message: String,
+    pub created_at_ms: u64,
 }

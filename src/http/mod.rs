@@ -28,6 +28,7 @@ use tower::ServiceBuilder;
 
 use crate::catalog::Catalog;
 use crate::config::{Config, ServerConfig};
+use crate::delivery::scheduler::SchedulerHandle;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use envelope::ApiError;
@@ -47,6 +48,7 @@ struct StateInner {
     api_metrics: api::ApiMetrics,
     ingest_metrics: ingest::IngestMetrics,
     catalog: Catalog,
+    scheduler: SchedulerHandle,
 }
 
 // === impl AppState ===
@@ -57,6 +59,7 @@ impl AppState {
         store: Store,
         registry: prometheus::Registry,
         catalog: Catalog,
+        scheduler: SchedulerHandle,
     ) -> Result<Self, prometheus::Error> {
         let api_metrics = api::ApiMetrics::register(&registry)?;
         let ingest_metrics = ingest::IngestMetrics::register(&registry)?;
@@ -69,8 +72,13 @@ impl AppState {
                 api_metrics,
                 ingest_metrics,
                 catalog,
+                scheduler,
             }),
         })
+    }
+
+    pub fn scheduler(&self) -> &SchedulerHandle {
+        &self.inner.scheduler
     }
 
     pub fn catalog(&self) -> &Catalog {

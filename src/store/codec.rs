@@ -240,6 +240,7 @@ pub fn encode_delivery(d: &Delivery) -> Vec<u8> {
     out.extend_from_slice(&d.destination_id.raw().to_be_bytes());
     out.push(status_byte(d.status));
     out.extend_from_slice(&d.attempts.to_be_bytes());
+    out.extend_from_slice(&d.retry_base.to_be_bytes());
     out.extend_from_slice(&d.next_attempt_at_ms.unwrap_or(0).to_be_bytes());
     out.extend_from_slice(&d.last_status_code.unwrap_or(0).to_be_bytes());
     out.extend_from_slice(&d.created_at_ms.to_be_bytes());
@@ -264,6 +265,7 @@ pub fn decode_delivery(
         _ => return Err(CodecError::Corrupt("unknown delivery status")),
     };
     let attempts = r.u32()?;
+    let retry_base = r.u32()?;
     let next = r.u64()?;
     let last = r.u16()?;
     let created_at_ms = r.u64()?;
@@ -276,6 +278,7 @@ pub fn decode_delivery(
         destination_id,
         status,
         attempts,
+        retry_base,
         next_attempt_at_ms: (next != 0).then_some(next),
         last_status_code: (last != 0).then_some(last),
         created_at_ms,
@@ -351,6 +354,7 @@ mod tests {
             destination_id: DestinationId::new(),
             status: DeliveryStatus::RetryScheduled,
             attempts: 3,
+            retry_base: 1,
             next_attempt_at_ms: Some(42),
             last_status_code: Some(503),
             created_at_ms: 1,
@@ -359,6 +363,14 @@ mod tests {
         let bytes = encode_delivery(&d);
         assert_eq!(decode_delivery(&bytes, d.event_id, d.id).unwrap(), d);
         assert!(decode_delivery(&bytes[..bytes.len() - 1], d.event_id, d.id).is_err());
+    }
+
+    #[test]
+    fn large_numbers_survive_a_round_trip_exactly() {
+        // Found by the codec_roundtrip fuzz target: needs serde_json's float_roundtrip.
+        let bytes = b"\x01123470986512345678901234567890";
+        let v: serde_json::Value = decode(bytes).unwrap();
+        assert_eq!(decode::<serde_json::Value>(&encode(&v)).unwrap(), v);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable};
 
+use super::deliveries::DueEntry;
 use super::tables::{DELIVERIES, EVENTS};
 use super::{codec, Store, StoreError};
 use crate::ids::{raw_id_at, AccountId, DeliveryId, DestinationId, EventId, SourceId};
@@ -57,58 +58,78 @@ impl Store {
         destinations: Vec<DestinationId>,
         dedupe_window: Duration,
     ) -> Result<Appended, StoreError> {
+        let hook = self.due_hook(|appended: &Appended| match appended {
+            Appended::Stored { deliveries, .. } => deliveries
+                .iter()
+                .map(|d| DueEntry {
+                    due_ms: d.next_attempt_at_ms.unwrap_or(d.created_at_ms),
+                    delivery: d.id,
+                    account: d.account_id,
+                    event: d.event_id,
+                    destination: d.destination_id,
+                })
+                .collect(),
+            Appended::Duplicate { .. } => Vec::new(),
+        });
         self.journal
-            .submit(move |batch| {
-                let acc = event.account_id.raw();
-                let now = event.received_at_ms;
-                let hot = batch.hot()?;
-                if let Some(key) = event.dedupe_key.as_deref() {
-                    let seen = hot
-                        .dedupe
-                        .get((event.source_id.raw(), key))?
-                        .map(|v| v.value());
-                    if let Some((original, at_ms)) = seen {
-                        if now.saturating_sub(at_ms) < dedupe_window.as_millis() as u64 {
-                            return Ok(Appended::Duplicate {
-                                event_id: EventId(original),
-                            });
+            .submit_then(
+                move |batch| {
+                    let acc = event.account_id.raw();
+                    let now = event.received_at_ms;
+                    let hot = batch.hot()?;
+                    if let Some(key) = event.dedupe_key.as_deref() {
+                        let seen = hot
+                            .dedupe
+                            .get((event.source_id.raw(), key))?
+                            .map(|v| v.value());
+                        if let Some((original, at_ms)) = seen {
+                            if now.saturating_sub(at_ms) < dedupe_window.as_millis() as u64 {
+                                return Ok(Appended::Duplicate {
+                                    event_id: EventId(original),
+                                });
+                            }
+                        }
+                        hot.dedupe
+                            .insert((event.source_id.raw(), key), (event.id.raw(), now))?;
+                    }
+                    hot.events.insert(
+                        (acc, event.id.raw()),
+                        codec::encode_event(&event).as_slice(),
+                    )?;
+                    let mut deliveries = Vec::with_capacity(destinations.len());
+                    {
+                        for destination_id in destinations {
+                            let d = Delivery {
+                                id: DeliveryId(raw_id_at(now)),
+                                event_id: event.id,
+                                account_id: event.account_id,
+                                destination_id,
+                                status: DeliveryStatus::Pending,
+                                attempts: 0,
+                                retry_base: 0,
+                                next_attempt_at_ms: Some(now),
+                                last_status_code: None,
+                                created_at_ms: now,
+                                updated_at_ms: now,
+                            };
+                            hot.deliveries.insert(
+                                (event.id.raw(), d.id.raw()),
+                                codec::encode_delivery(&d).as_slice(),
+                            )?;
+                            hot.due.insert(
+                                (now, d.id.raw()),
+                                (acc, event.id.raw(), destination_id.raw()),
+                            )?;
+                            deliveries.push(d);
                         }
                     }
-                    hot.dedupe
-                        .insert((event.source_id.raw(), key), (event.id.raw(), now))?;
-                }
-                hot.events.insert(
-                    (acc, event.id.raw()),
-                    codec::encode_event(&event).as_slice(),
-                )?;
-                let mut deliveries = Vec::with_capacity(destinations.len());
-                {
-                    for destination_id in destinations {
-                        let d = Delivery {
-                            id: DeliveryId(raw_id_at(now)),
-                            event_id: event.id,
-                            account_id: event.account_id,
-                            destination_id,
-                            status: DeliveryStatus::Pending,
-                            attempts: 0,
-                            next_attempt_at_ms: Some(now),
-                            last_status_code: None,
-                            created_at_ms: now,
-                            updated_at_ms: now,
-                        };
-                        hot.deliveries.insert(
-                            (event.id.raw(), d.id.raw()),
-                            codec::encode_delivery(&d).as_slice(),
-                        )?;
-                        hot.due.insert((now, d.id.raw()), (acc, event.id.raw()))?;
-                        deliveries.push(d);
-                    }
-                }
-                Ok(Appended::Stored {
-                    event_id: event.id,
-                    deliveries,
-                })
-            })
+                    Ok(Appended::Stored {
+                        event_id: event.id,
+                        deliveries,
+                    })
+                },
+                hook,
+            )
             .await
     }
 

@@ -44,7 +44,7 @@ pub struct Batch<'t> {
 pub struct HotTables<'t> {
     pub events: Table<'t, (u128, u128), &'static [u8]>,
     pub deliveries: Table<'t, (u128, u128), &'static [u8]>,
-    pub due: Table<'t, (u64, u128), (u128, u128)>,
+    pub due: Table<'t, (u64, u128), (u128, u128, u128)>,
     pub dedupe: Table<'t, (u128, &'static str), (u128, u64)>,
 }
 
@@ -79,9 +79,13 @@ trait Job: Send {
     fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>);
 }
 
+/// Runs on the writer thread after a successful commit, before the waiter is answered.
+pub type AfterCommit<R> = Box<dyn FnOnce(&R) + Send>;
+
 struct TypedJob<F, R> {
     work: Option<F>,
     outcome: Option<Result<R, StoreError>>,
+    after_commit: Option<AfterCommit<R>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
 }
 
@@ -104,6 +108,9 @@ where
     }
 
     fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>) {
+        if let (Ok(()), Some(Ok(value)), Some(hook)) = (&batch, &self.outcome, self.after_commit) {
+            hook(value);
+        }
         let answer = match (batch, self.outcome) {
             (Ok(()), Some(outcome)) => outcome,
             (Err(cause), _) => Err(StoreError::BatchFailed(cause)),
@@ -249,10 +256,27 @@ impl Journal {
         F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
+        self.submit_then(work, None).await
+    }
+
+    /// Like [`submit`](Self::submit), and runs `after_commit` on the writer thread once the
+    /// commit succeeded — even if the waiter has gone away meanwhile. Used to feed the
+    /// scheduler, which must learn of every committed delivery whatever happens to the request
+    /// that caused it. The hook must be quick and must not block.
+    pub async fn submit_then<F, R>(
+        &self,
+        work: F,
+        after_commit: Option<AfterCommit<R>>,
+    ) -> Result<R, StoreError>
+    where
+        F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
+        R: Send + 'static,
+    {
         let (reply, answer) = oneshot::channel();
         let job: Box<dyn Job> = Box::new(TypedJob {
             work: Some(work),
             outcome: None,
+            after_commit,
             reply,
         });
         match self.tx.try_send(job) {

@@ -12,6 +12,7 @@
 //!   correctness; quick-repair would add a write to every commit on the hot path.
 
 pub mod codec;
+pub mod deliveries;
 pub mod events;
 pub mod journal;
 pub mod tables;
@@ -162,12 +163,16 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+/// Told of every queue entry a commit creates (new events' deliveries, replays).
+pub type DueListener = Arc<dyn Fn(&[deliveries::DueEntry]) + Send + Sync>;
+
 /// The store handle; cheap to clone.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Database>,
     journal: Journal,
     path: PathBuf,
+    due_listener: Arc<std::sync::OnceLock<DueListener>>,
 }
 
 // === impl Store ===
@@ -199,7 +204,34 @@ impl Store {
             },
             metrics,
         )?;
-        Ok((Store { db, journal, path }, thread))
+        Ok((
+            Store {
+                db,
+                journal,
+                path,
+                due_listener: Arc::default(),
+            },
+            thread,
+        ))
+    }
+
+    /// Sets who hears of new queue entries (the scheduler); the first call wins.
+    pub fn set_due_listener(&self, listener: DueListener) {
+        let _ = self.due_listener.set(listener);
+    }
+
+    /// An after-commit hook handing `entries(result)` to the listener, if one is set.
+    fn due_hook<R: 'static>(
+        &self,
+        entries: impl Fn(&R) -> Vec<deliveries::DueEntry> + Send + 'static,
+    ) -> Option<journal::AfterCommit<R>> {
+        let listener = self.due_listener.get()?.clone();
+        Some(Box::new(move |r: &R| {
+            let e = entries(r);
+            if !e.is_empty() {
+                listener(&e);
+            }
+        }))
     }
 
     pub fn path(&self) -> &Path {
@@ -681,6 +713,10 @@ fn init_schema(db: &Database) -> Result<(), StoreError> {
         txn.open_table(DELIVERIES)?;
         txn.open_table(DUE)?;
         txn.open_table(DEDUPE)?;
+        txn.open_table(ATTEMPTS)?;
+        txn.open_table(DEAD_LETTERS)?;
+        txn.open_table(DESTINATION_HEALTH)?;
+        txn.open_table(NOTICES)?;
     }
     txn.commit()?;
     Ok(())

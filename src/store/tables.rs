@@ -48,9 +48,26 @@ pub const EVENTS: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("e
 /// `(event_raw, delivery_raw)` → Delivery (binary). An event's deliveries are one range.
 pub const DELIVERIES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("deliveries");
 
-/// The queue: `(due_at_ms, delivery_raw)` → `(account_raw, event_raw)`. Holds exactly the
-/// deliveries that still need an attempt (pending or retry scheduled).
-pub const DUE: TableDefinition<(u64, u128), (u128, u128)> = TableDefinition::new("due");
+/// The queue: `(due_at_ms, delivery_raw)` → `(account_raw, event_raw, destination_raw)`.
+/// Holds exactly the deliveries that still need an attempt (pending or retry scheduled); for
+/// each, `due_at_ms` equals the delivery record's `next_attempt_at_ms`. An attempt in flight
+/// keeps its entry until its outcome commits, so a crash re-queues it.
+pub const DUE: TableDefinition<(u64, u128), (u128, u128, u128)> = TableDefinition::new("due");
+
+/// `(event_raw, delivery_raw, attempt_number)` → Attempt (JSON). Immutable.
+pub const ATTEMPTS: TableDefinition<(u128, u128, u32), &[u8]> = TableDefinition::new("attempts");
+
+/// `(account_raw, delivery_raw)` → `(event_raw, destination_raw)`: dead-lettered deliveries.
+pub const DEAD_LETTERS: TableDefinition<(u128, u128), (u128, u128)> =
+    TableDefinition::new("dead_letters");
+
+/// `(account_raw, destination_raw)` → `(failing_since_ms, consecutive_dead_letters)`: written
+/// only when either changes, not on every attempt.
+pub const DESTINATION_HEALTH: TableDefinition<(u128, u128), (u64, u32)> =
+    TableDefinition::new("destination_health");
+
+/// `(account_raw, notice_raw)` → Notice (JSON), e.g. `endpoint.disabled`.
+pub const NOTICES: TableDefinition<(u128, u128), &[u8]> = TableDefinition::new("notices");
 
 /// `(source_raw, dedupe_key)` → `(event_raw, received_at_ms)`: the provider's delivery id (or
 /// the send API's idempotency key) of recent events, for deduplication within the window.

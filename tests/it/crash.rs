@@ -25,7 +25,7 @@ async fn setup(api: &Api) -> Fixture {
     let dst = api
         .post(
             "/v1/destinations",
-            json!({"name": "d", "url": "http://127.0.0.1:9/x"}),
+            json!({"name": "d", "url": "http://127.0.0.1:9/x", "enabled": false}),
         )
         .await;
     let rte = api
@@ -153,4 +153,85 @@ async fn acknowledged_events_survive_sigkill_mid_stream() {
 #[ignore]
 async fn acknowledged_events_survive_many_sigkill_cycles() {
     kill_cycles(25).await;
+}
+
+/// SIGKILL while deliveries are in flight and retries are scheduled: after a restart every
+/// acknowledged event reaches the receiver, and the receiver sees nothing that was never stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_reach_the_receiver_across_sigkill() {
+    use crate::support::receiver::{Reply, TestReceiver};
+    use std::collections::HashSet;
+
+    // Slow answers keep attempts in flight; every fourth fails so retries are scheduled.
+    let script = (0..20_000)
+        .map(|i| {
+            if i % 4 == 1 {
+                Reply::status(503)
+            } else {
+                Reply::status(200).delay(Duration::from_millis(20))
+            }
+        })
+        .collect();
+    let mut rx = TestReceiver::start(script).await;
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(dir.path());
+    let (api, _) = gw.client().new_account("crash").await;
+    let key = api.key.clone().unwrap();
+    let src = api
+        .post("/v1/sources", json!({"name": "s", "kind": "webhook"}))
+        .await;
+    let dst = api
+        .post("/v1/destinations", json!({"name": "d", "url": rx.url("/"), "max_in_flight": 8,
+            // Long enough that a quarter of answers failing cannot dead-letter anything
+            // (all 16 attempts failing: 4^-16).
+            "retry": {"schedule": ["200ms", "200ms", "200ms", "200ms", "200ms", "200ms", "200ms", "200ms",
+                                   "200ms", "200ms", "200ms", "200ms", "200ms", "200ms", "200ms"], "jitter": false}}))
+        .await;
+    api.post(
+        "/v1/routes",
+        json!({"source_id": src.data()["id"], "destination_id": dst.data()["id"]}),
+    )
+    .await;
+    let path = src.data()["ingest_path"].as_str().unwrap().to_owned();
+
+    let acked = load_until_killed(gw, &path, 0, Duration::from_millis(400)).await;
+    assert!(!acked.is_empty());
+    let acked: HashSet<String> = acked.into_iter().map(|(id, _)| id).collect();
+
+    let gw = GatewayProcess::start(dir.path());
+    let api = gw.client().with_key(&key);
+    let mut delivered: HashSet<String> = HashSet::new();
+    let mut seen: HashSet<String> = HashSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !acked.is_subset(&delivered) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {} acknowledged events never delivered",
+            acked.difference(&delivered).count(),
+            acked.len()
+        );
+        if let Some(r) = rx.next(Duration::from_secs(1)).await {
+            let id = r.header("webhook-id").to_owned();
+            if r.answered == 200 {
+                delivered.insert(id.clone());
+            }
+            seen.insert(id);
+        }
+    }
+    for r in rx.drain() {
+        seen.insert(r.header("webhook-id").to_owned());
+    }
+    for id in &seen {
+        let e = api.get(&format!("/v1/events/{id}")).await;
+        assert_eq!(
+            e.status, 200,
+            "the receiver got {id}, which was never stored"
+        );
+    }
+    println!(
+        "{} acknowledged events, all delivered after SIGKILL; receiver saw {} distinct events",
+        acked.len(),
+        seen.len()
+    );
+    gw.kill();
 }

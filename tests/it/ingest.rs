@@ -489,7 +489,7 @@ async fn repeated_provider_delivery_ids_are_duplicates_with_the_original_event_i
     let dst = api
         .post(
             "/v1/destinations",
-            json!({"name": "d", "url": "http://127.0.0.1:9/x"}),
+            json!({"name": "d", "url": "http://127.0.0.1:9/x", "enabled": false}),
         )
         .await;
     api.post(
@@ -562,7 +562,7 @@ async fn routes_fan_events_out_into_deliveries_by_pattern() {
         let d = api
             .post(
                 "/v1/destinations",
-                json!({"name": name, "url": "http://127.0.0.1:9/x"}),
+                json!({"name": name, "url": "http://127.0.0.1:9/x", "enabled": false}),
             )
             .await;
         dst.push(d.data()["id"].as_str().unwrap().to_owned());

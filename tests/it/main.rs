@@ -3,6 +3,7 @@
 mod api;
 mod config;
 mod crash;
+mod delivery;
 mod durability;
 mod ingest;
 mod journal;

@@ -403,6 +403,9 @@ async fn update_destination(
             validate_settings(d, &delivery)
         })
         .await?;
+    state
+        .scheduler()
+        .destination_changed(auth.account, destination.id);
     Ok(Data::ok(view(destination)))
 }
 
@@ -418,6 +421,7 @@ async fn delete_destination(
     auth.require_write()?;
     state.store().delete_destination(auth.account, id).await?;
     state.catalog().reload_routes(state.store(), auth.account)?;
+    state.scheduler().destination_changed(auth.account, id);
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

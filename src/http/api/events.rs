@@ -12,11 +12,13 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{encode_cursor, rfc3339, Envelope, ErrorBody, ListEnvelope, MAX_PAGE_LIMIT};
+use crate::delivery::scheduler::SchedulerHandle;
 use crate::http::auth::Auth;
+use crate::http::envelope::parse_json;
 use crate::http::envelope::{ApiError, ApiPath, ApiQuery, Data, List};
 use crate::http::AppState;
 use crate::ids::{DeliveryId, DestinationId, EventId, SourceId};
-use crate::model::{Delivery, DeliveryStatus, Event, EventMeta, EventStatus, Origin};
+use crate::model::{Attempt, Delivery, DeliveryStatus, Event, EventMeta, EventStatus, Origin};
 use crate::store::events::EventFilter;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -24,6 +26,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_events))
         .routes(routes!(get_event))
         .routes(routes!(event_deliveries))
+        .routes(routes!(event_attempts))
+        .routes(routes!(replay_event))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -81,16 +85,31 @@ pub struct DeliveryView {
     pub last_status_code: Option<u16>,
 }
 
-pub fn delivery_view(d: Delivery) -> DeliveryView {
-    let pending = matches!(
+/// A delivery's status as a client should see it: stored status, or `delivering` while an
+/// attempt runs (not persisted; a restart re-queues in-flight attempts anyway).
+fn live_status(d: &Delivery, scheduler: &SchedulerHandle) -> DeliveryStatus {
+    if matches!(
         d.status,
+        DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
+    ) && scheduler.is_in_flight(d.id)
+    {
+        DeliveryStatus::Delivering
+    } else {
+        d.status
+    }
+}
+
+pub fn delivery_view(d: Delivery, scheduler: &SchedulerHandle) -> DeliveryView {
+    let status = live_status(&d, scheduler);
+    let pending = matches!(
+        status,
         DeliveryStatus::Pending | DeliveryStatus::RetryScheduled
     );
     DeliveryView {
         id: d.id,
         event_id: d.event_id,
         destination_id: d.destination_id,
-        status: d.status,
+        status,
         attempts: d.attempts,
         next_attempt_at: d.next_attempt_at_ms.filter(|_| pending).map(rfc3339),
         last_status_code: d.last_status_code,
@@ -142,7 +161,7 @@ fn view(e: Event, status: EventStatus) -> EventView {
     }
 }
 
-fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
+pub fn parse_time(field: &str, value: &str) -> Result<u64, ApiError> {
     humantime::parse_rfc3339_weak(value)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
@@ -214,7 +233,8 @@ async fn get_event(
         .event(auth.account, id)?
         .ok_or_else(|| ApiError::not_found("event"))?;
     let deliveries = state.store().event_deliveries(id)?;
-    let status = EventStatus::summarise(deliveries.iter().map(|d| d.status));
+    let scheduler = state.scheduler();
+    let status = EventStatus::summarise(deliveries.iter().map(|d| live_status(d, scheduler)));
     Ok(Data::ok(view(event, status)))
 }
 
@@ -233,8 +253,119 @@ async fn event_deliveries(
         return Err(ApiError::not_found("event"));
     }
     let deliveries = state.store().event_deliveries(id)?;
+    let scheduler = state.scheduler();
     Ok(List {
-        items: deliveries.into_iter().map(delivery_view).collect(),
+        items: deliveries
+            .into_iter()
+            .map(|d| delivery_view(d, scheduler))
+            .collect(),
         next_cursor: None,
     })
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptView {
+    pub attempt: u32,
+    pub delivery_id: DeliveryId,
+    pub destination_id: DestinationId,
+    pub started_at: String,
+    pub duration_ms: u64,
+    /// Null when no response arrived.
+    pub status_code: Option<u16>,
+    /// The failure kind when no response arrived: `timeout`, `connect`, `dns`, `tls`,
+    /// `ssrf_blocked`, `invalid_url`, `protocol`, `other`, `destination_deleted`.
+    pub error: Option<String>,
+    /// A readable description of the failure.
+    pub error_message: Option<String>,
+    /// The first 4 KiB of the response body.
+    pub response_body: String,
+}
+
+pub fn attempt_view(a: Attempt) -> AttemptView {
+    AttemptView {
+        attempt: a.attempt,
+        delivery_id: a.delivery_id,
+        destination_id: a.destination_id,
+        started_at: rfc3339(a.started_at_ms),
+        duration_ms: a.duration_ms,
+        status_code: a.status_code,
+        error: a.error.as_ref().map(|e| e.kind.clone()),
+        error_message: a.error.map(|e| e.message),
+        response_body: a.response_body,
+    }
+}
+
+/// Every attempt at delivering the event, oldest first.
+#[utoipa::path(get, path = "/v1/events/{id}/attempts", tag = "events",
+    params(("id" = String, Path, description = "evt_…")), security(("api_key" = [])),
+    responses((status = 200, body = ListEnvelope<AttemptView>), (status = 404, body = ErrorBody)))]
+async fn event_attempts(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<EventId>,
+) -> Result<List<AttemptView>, ApiError> {
+    auth.require_read()?;
+    if state.store().event(auth.account, id)?.is_none() {
+        return Err(ApiError::not_found("event"));
+    }
+    Ok(List {
+        items: state
+            .store()
+            .attempts(id)?
+            .into_iter()
+            .map(attempt_view)
+            .collect(),
+        next_cursor: None,
+    })
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EventReplay {
+    /// Only the delivery to this destination; absent: every delivery of the event.
+    pub destination_id: Option<DestinationId>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventReplayAnswer {
+    pub matched: usize,
+    pub replayed: usize,
+}
+
+/// Deliver an event again, to all its destinations or one.
+#[utoipa::path(post, path = "/v1/events/{id}/replay", tag = "events", request_body = EventReplay,
+    params(("id" = String, Path, description = "evt_…")), security(("api_key" = [])),
+    responses((status = 200, body = Envelope<EventReplayAnswer>), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn replay_event(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<EventId>,
+    body: axum::body::Bytes,
+) -> Result<Data<EventReplayAnswer>, ApiError> {
+    auth.require_write()?;
+    // The body is optional: empty means every destination.
+    let input: EventReplay = if body.iter().all(u8::is_ascii_whitespace) {
+        EventReplay::default()
+    } else {
+        parse_json(&body)?
+    };
+    if state.store().event(auth.account, id)?.is_none() {
+        return Err(ApiError::not_found("event"));
+    }
+    let deliveries: Vec<_> = state
+        .store()
+        .event_deliveries(id)?
+        .into_iter()
+        .filter(|d| input.destination_id.is_none_or(|x| x == d.destination_id))
+        .collect();
+    if deliveries.is_empty() && input.destination_id.is_some() {
+        return Err(ApiError::invalid(
+            "destination_id",
+            "this event was not routed to that destination",
+        ));
+    }
+    let matched = deliveries.len();
+    let (replayed, _) = super::deliveries::replay(&state, auth.account, deliveries, false).await?;
+    Ok(Data::ok(EventReplayAnswer { matched, replayed }))
 }

@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod api_keys;
+pub mod deliveries;
 pub mod destinations;
 pub mod events;
 pub mod routes;
@@ -67,6 +68,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(destinations::routes())
         .merge(routes::routes())
         .merge(events::routes())
+        .merge(deliveries::routes())
         .merge(crate::http::ingest::routes())
 }
 

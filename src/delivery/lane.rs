@@ -1,0 +1,330 @@
+//! One destination's lane: what may be sent to it now.
+//!
+//! A lane holds every queued delivery of its destination and decides, from the destination's
+//! settings, which of them to start: at most `max_in_flight` at once (one with FIFO ordering,
+//! one while the circuit is open), no faster than `rate_limit_per_s`, nothing while the
+//! destination is disabled. With FIFO ordering the lane starts deliveries in event order and
+//! only the head may run, so a failing head holds back that destination alone. Lanes do no I/O;
+//! the scheduler owns them and runs what they hand out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::model::{Destination, Ordering};
+use crate::store::deliveries::DueEntry;
+
+/// Concurrency for a destination that no longer exists: its deliveries are only being
+/// dead-lettered, which needs no protection.
+const ORPHAN_CONCURRENCY: usize = 16;
+
+/// Position in the lane: `(due_ms, delivery)` unordered, `(event, delivery)` for FIFO.
+type Key = (u128, u128);
+
+pub struct Lane {
+    /// `None` when the destination was deleted.
+    destination: Option<Arc<Destination>>,
+    pending: BTreeMap<Key, DueEntry>,
+    keys: HashMap<u128, Key>,
+    in_flight: usize,
+    limiter: Option<DefaultDirectRateLimiter>,
+    consecutive_failures: u32,
+    circuit_threshold: u32,
+    /// Settings could not be read; nothing starts until they are.
+    paused: bool,
+}
+
+// === impl Lane ===
+
+impl Lane {
+    pub fn new(destination: Option<Arc<Destination>>, circuit_threshold: u32) -> Self {
+        let mut lane = Lane {
+            destination: None,
+            pending: BTreeMap::new(),
+            keys: HashMap::new(),
+            in_flight: 0,
+            limiter: None,
+            consecutive_failures: 0,
+            circuit_threshold,
+            paused: false,
+        };
+        lane.reconfigure(destination);
+        lane
+    }
+
+    /// A lane whose destination could not be read yet.
+    pub fn paused(circuit_threshold: u32) -> Self {
+        let mut lane = Self::new(None, circuit_threshold);
+        lane.paused = true;
+        lane
+    }
+
+    fn fifo(&self) -> bool {
+        self.destination
+            .as_ref()
+            .is_some_and(|d| d.ordering == Ordering::Fifo)
+    }
+
+    fn key(&self, e: &DueEntry) -> Key {
+        if self.fifo() {
+            (e.event.raw(), e.delivery.raw())
+        } else {
+            (u128::from(e.due_ms), e.delivery.raw())
+        }
+    }
+
+    /// Takes new settings (after a PATCH, a disable, or a deletion); re-keys the queue when the
+    /// ordering changed.
+    pub fn reconfigure(&mut self, destination: Option<Arc<Destination>>) {
+        let rate = destination.as_ref().and_then(|d| d.rate_limit_per_s);
+        let old_rate = self.destination.as_ref().and_then(|d| d.rate_limit_per_s);
+        if rate != old_rate || self.limiter.is_none() {
+            self.limiter = rate
+                .and_then(NonZeroU32::new)
+                .map(|r| RateLimiter::direct(Quota::per_second(r)));
+        }
+        let reorder = destination.as_ref().map(|d| d.ordering)
+            != self.destination.as_ref().map(|d| d.ordering);
+        self.destination = destination;
+        self.paused = false;
+        if reorder {
+            let entries: Vec<DueEntry> = std::mem::take(&mut self.pending).into_values().collect();
+            self.keys.clear();
+            for e in entries {
+                self.insert(e);
+            }
+        }
+    }
+
+    pub fn destination(&self) -> Option<&Arc<Destination>> {
+        self.destination.as_ref()
+    }
+
+    /// Queues a delivery, replacing its previous position if it was queued already (a replay
+    /// moves a delivery, it never duplicates it).
+    pub fn insert(&mut self, entry: DueEntry) {
+        let id = entry.delivery.raw();
+        if let Some(old) = self.keys.remove(&id) {
+            self.pending.remove(&old);
+        }
+        let key = self.key(&entry);
+        self.keys.insert(id, key);
+        self.pending.insert(key, entry);
+    }
+
+    pub fn queued(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.pending.is_empty() && self.in_flight == 0
+    }
+
+    fn enabled(&self) -> bool {
+        !self.paused && self.destination.as_ref().is_none_or(|d| d.enabled)
+    }
+
+    fn capacity(&self) -> usize {
+        match &self.destination {
+            None => ORPHAN_CONCURRENCY,
+            Some(d) if d.ordering == Ordering::Fifo => 1,
+            Some(_) if self.circuit_open() => 1,
+            Some(d) => d.max_in_flight.max(1) as usize,
+        }
+    }
+
+    /// Open after `circuit_threshold` consecutive failures: the lane then sends one request at
+    /// a time (the probe) until one succeeds.
+    pub fn circuit_open(&self) -> bool {
+        self.circuit_threshold > 0 && self.consecutive_failures >= self.circuit_threshold
+    }
+
+    /// The earliest time the lane could start something, if it could ever without news
+    /// (an attempt finishing, new settings).
+    pub fn next_wake(&self) -> Option<u64> {
+        if !self.enabled() || self.in_flight >= self.capacity() {
+            return None;
+        }
+        let (_, head) = self.pending.first_key_value()?;
+        Some(head.due_ms)
+    }
+
+    /// Hands out what may start at `now`, at most `budget` of it (the global allowance).
+    /// Returns the entries and, when the rate limit held something back, when to ask again.
+    pub fn take_ready(&mut self, now: u64, budget: usize) -> (Vec<DueEntry>, Option<u64>) {
+        let mut out = Vec::new();
+        if !self.enabled() {
+            return (out, None);
+        }
+        let fifo = self.fifo();
+        while out.len() < budget && self.in_flight < self.capacity() {
+            let Some((&key, head)) = self.pending.first_key_value() else {
+                break;
+            };
+            if head.due_ms > now {
+                break;
+            }
+            if let Some(limiter) = &self.limiter {
+                if let Err(not_until) = limiter.check() {
+                    let wait = not_until.wait_time_from(DefaultClock::default().now());
+                    return (out, Some(now + wait.as_millis() as u64 + 1));
+                }
+            }
+            let entry = *head;
+            self.pending.remove(&key);
+            self.keys.remove(&entry.delivery.raw());
+            self.in_flight += 1;
+            out.push(entry);
+            if fifo {
+                break;
+            }
+        }
+        (out, None)
+    }
+
+    /// An attempt ended. `retry` re-queues the delivery at its next time.
+    pub fn finished(&mut self, succeeded: bool, retry: Option<DueEntry>) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        if succeeded {
+            self.consecutive_failures = 0;
+        } else {
+            self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        }
+        if let Some(e) = retry {
+            self.insert(e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::delivery::retry::RetryPolicy;
+    use crate::ids::{AccountId, DeliveryId, DestinationId, EventId};
+
+    fn destination(ordering: Ordering, max_in_flight: u32, rate: Option<u32>) -> Arc<Destination> {
+        Arc::new(Destination {
+            id: DestinationId(1),
+            account_id: AccountId(1),
+            name: "d".into(),
+            url: "http://example.com".into(),
+            auth: None,
+            headers: Default::default(),
+            timeout_ms: 1000,
+            retry: RetryPolicy::default(),
+            rate_limit_per_s: rate,
+            max_in_flight,
+            ordering,
+            enabled: true,
+            disabled_reason: None,
+            signing_keys: vec![],
+            created_at_ms: 0,
+            updated_at_ms: 0,
+        })
+    }
+
+    fn entry(event: u128, delivery: u128, due_ms: u64) -> DueEntry {
+        DueEntry {
+            due_ms,
+            delivery: DeliveryId(delivery),
+            account: AccountId(1),
+            event: EventId(event),
+            destination: DestinationId(1),
+        }
+    }
+
+    fn ids(v: &[DueEntry]) -> Vec<u128> {
+        v.iter().map(|e| e.delivery.raw()).collect()
+    }
+
+    #[test]
+    fn unordered_lane_starts_due_entries_up_to_max_in_flight() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 2, None)), 5);
+        lane.insert(entry(1, 10, 100));
+        lane.insert(entry(2, 20, 50));
+        lane.insert(entry(3, 30, 500));
+        assert_eq!(lane.next_wake(), Some(50));
+        let (got, _) = lane.take_ready(100, 10);
+        assert_eq!(ids(&got), [20, 10], "due order");
+        assert_eq!(lane.next_wake(), None, "at capacity");
+        lane.finished(true, None);
+        assert_eq!(lane.next_wake(), Some(500));
+        assert!(lane.take_ready(499, 10).0.is_empty());
+        assert_eq!(ids(&lane.take_ready(500, 10).0), [30]);
+    }
+
+    #[test]
+    fn fifo_lane_runs_one_at_a_time_in_event_order_and_a_failing_head_blocks() {
+        let mut lane = Lane::new(Some(destination(Ordering::Fifo, 10, None)), 5);
+        lane.insert(entry(2, 20, 0));
+        lane.insert(entry(1, 10, 0));
+        lane.insert(entry(3, 30, 0));
+        assert_eq!(ids(&lane.take_ready(1, 10).0), [10]);
+        assert!(lane.take_ready(1, 10).0.is_empty(), "one in flight");
+        // The head fails and retries at t=1000: nothing behind it may pass.
+        lane.finished(false, Some(entry(1, 10, 1000)));
+        assert_eq!(lane.next_wake(), Some(1000));
+        assert!(lane.take_ready(999, 10).0.is_empty());
+        assert_eq!(ids(&lane.take_ready(1000, 10).0), [10]);
+        lane.finished(true, None);
+        assert_eq!(ids(&lane.take_ready(1000, 10).0), [20]);
+    }
+
+    #[test]
+    fn circuit_opens_after_consecutive_failures_and_a_success_closes_it() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 10, None)), 3);
+        for i in 0..3 {
+            lane.insert(entry(i, i, 0));
+        }
+        assert_eq!(lane.take_ready(0, 10).0.len(), 3);
+        for i in 0..3 {
+            lane.finished(false, Some(entry(i, i, 10)));
+        }
+        assert!(lane.circuit_open());
+        assert_eq!(lane.take_ready(10, 10).0.len(), 1, "one probe");
+        assert!(lane.take_ready(10, 10).0.is_empty());
+        lane.finished(true, None);
+        assert!(!lane.circuit_open());
+        assert_eq!(lane.take_ready(10, 10).0.len(), 2);
+    }
+
+    #[test]
+    fn disabled_lane_starts_nothing_until_reenabled() {
+        let mut d = (*destination(Ordering::None, 10, None)).clone();
+        d.enabled = false;
+        let mut lane = Lane::new(Some(Arc::new(d.clone())), 5);
+        lane.insert(entry(1, 1, 0));
+        assert_eq!(lane.next_wake(), None);
+        assert!(lane.take_ready(10, 10).0.is_empty());
+        d.enabled = true;
+        lane.reconfigure(Some(Arc::new(d)));
+        assert_eq!(lane.take_ready(10, 10).0.len(), 1);
+    }
+
+    #[test]
+    fn rate_limit_holds_back_and_says_when_to_return() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 100, Some(2))), 5);
+        for i in 0..10 {
+            lane.insert(entry(i, i, 0));
+        }
+        let (got, wake) = lane.take_ready(0, 100);
+        assert_eq!(got.len(), 2, "burst equals the per-second quota");
+        assert!(wake.is_some());
+    }
+
+    #[test]
+    fn reinserting_a_queued_delivery_moves_it() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 10, None)), 5);
+        lane.insert(entry(1, 1, 500));
+        lane.insert(entry(1, 1, 5));
+        assert_eq!(lane.queued(), 1);
+        assert_eq!(lane.next_wake(), Some(5));
+    }
+}

@@ -1,0 +1,394 @@
+//! The scheduler: turns the durable queue into attempts, one lane per destination.
+//!
+//! State is the set of queued deliveries, loaded from the store at start (which includes the
+//! attempts a stopped process had in flight: at-least-once) and fed after every commit that
+//! queues something (ingest, send API, replay) through the store's due listener, which runs on
+//! the journal thread right after the commit. Attempt outcomes come back as messages. The loop
+//! sleeps until the earliest lane can start something or a message arrives: no polling when
+//! idle.
+//!
+//! A lane never waits on another: each has its own concurrency, rate limit and circuit, and
+//! attempts run as separate tasks. The global `max_in_flight_total` only bounds hookgate's own
+//! resource use.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use tokio::sync::mpsc;
+
+use super::attempt::{self, AttemptSettings, Finished};
+use super::client::DeliveryClient;
+use super::lane::Lane;
+use crate::ids::{now_ms, AccountId, DeliveryId, DestinationId};
+use crate::model::Destination;
+use crate::shutdown::Shutdown;
+use crate::store::deliveries::DueEntry;
+use crate::store::{Store, StoreError};
+
+/// How long a delivery whose outcome could not be recorded waits before it is tried again.
+const RECORD_FAILURE_BACKOFF_MS: u64 = 30_000;
+
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    pub max_in_flight_total: usize,
+    pub circuit_failure_threshold: u32,
+    pub attempt: AttemptSettings,
+}
+
+enum Command {
+    Queue(Vec<DueEntry>),
+    Finished(Finished),
+    DestinationChanged(AccountId, DestinationId),
+}
+
+/// Talks to the scheduler task; cheap to clone.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    tx: mpsc::UnboundedSender<Command>,
+    in_flight: Arc<Mutex<HashSet<u128>>>,
+}
+
+impl SchedulerHandle {
+    /// New queue entries (after their commit).
+    pub fn queue(&self, entries: &[DueEntry]) {
+        let _ = self.tx.send(Command::Queue(entries.to_vec()));
+    }
+
+    /// A destination's settings changed (PATCH, delete): the lane reloads them.
+    pub fn destination_changed(&self, account: AccountId, id: DestinationId) {
+        let _ = self.tx.send(Command::DestinationChanged(account, id));
+    }
+
+    /// Whether an attempt of this delivery is running now (shown as `delivering`).
+    pub fn is_in_flight(&self, delivery: DeliveryId) -> bool {
+        lock(&self.in_flight).contains(&delivery.raw())
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A plain set; a panic elsewhere cannot leave it half-updated in a harmful way.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Delivery metrics.
+#[derive(Clone)]
+pub struct DeliveryMetrics {
+    deliveries: IntCounterVec,
+    duration: Histogram,
+    queue_depth: IntGaugeVec,
+    destinations_disabled: IntGauge,
+}
+
+impl DeliveryMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let deliveries = IntCounterVec::new(
+            Opts::new(
+                "hookgate_deliveries_total",
+                "Delivery attempts by destination and outcome (delivered, retry, dead_letter, dropped).",
+            ),
+            &["destination_id", "outcome"],
+        )?;
+        let duration = Histogram::with_opts(
+            HistogramOpts::new(
+                "hookgate_delivery_duration_seconds",
+                "Time from sending a delivery to its response or failure.",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+            ]),
+        )?;
+        let queue_depth = IntGaugeVec::new(
+            Opts::new(
+                "hookgate_queue_depth",
+                "Deliveries by state: queued (pending or retry scheduled) and delivering.",
+            ),
+            &["state"],
+        )?;
+        let destinations_disabled = IntGauge::new(
+            "hookgate_destinations_disabled_by_hookgate_total",
+            "Destinations hookgate disabled automatically since start.",
+        )?;
+        registry.register(Box::new(deliveries.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(queue_depth.clone()))?;
+        registry.register(Box::new(destinations_disabled.clone()))?;
+        Ok(Self {
+            deliveries,
+            duration,
+            queue_depth,
+            destinations_disabled,
+        })
+    }
+}
+
+struct State {
+    store: Store,
+    client: DeliveryClient,
+    config: SchedulerConfig,
+    metrics: DeliveryMetrics,
+    lanes: HashMap<DestinationId, Lane>,
+    /// `(wake_ms, destination)` of every lane that could start something without news.
+    wake: BTreeSet<(u64, DestinationId)>,
+    wake_of: HashMap<DestinationId, u64>,
+    running: usize,
+    queued: i64,
+    in_flight: Arc<Mutex<HashSet<u128>>>,
+    tx: mpsc::UnboundedSender<Command>,
+    shutdown: Shutdown,
+}
+
+/// Starts the scheduler: sets the store's due listener, loads the queue, spawns the loop.
+pub fn spawn(
+    store: Store,
+    client: DeliveryClient,
+    config: SchedulerConfig,
+    metrics: DeliveryMetrics,
+    shutdown: Shutdown,
+) -> Result<SchedulerHandle, StoreError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let handle = SchedulerHandle {
+        tx: tx.clone(),
+        in_flight: Arc::default(),
+    };
+    // Listener first, then the load: an entry committed in between arrives twice, and a lane
+    // treats a second copy of a queued delivery as a move, not a duplicate.
+    let feed = handle.clone();
+    store.set_due_listener(Arc::new(move |entries: &[DueEntry]| feed.queue(entries)));
+    let due = store.load_due()?;
+    let mut state = State {
+        store,
+        client,
+        config,
+        metrics,
+        lanes: HashMap::new(),
+        wake: BTreeSet::new(),
+        wake_of: HashMap::new(),
+        running: 0,
+        queued: 0,
+        in_flight: handle.in_flight.clone(),
+        tx,
+        shutdown: shutdown.clone(),
+    };
+    tracing::info!(queued = due.len(), "Delivery queue loaded.");
+    state.queue(due);
+    shutdown.tracker().spawn(async move { state.run(rx).await });
+    Ok(handle)
+}
+
+// === impl State ===
+
+impl State {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+        loop {
+            while let Ok(cmd) = rx.try_recv() {
+                self.handle(cmd);
+            }
+            self.dispatch();
+            self.metrics
+                .queue_depth
+                .with_label_values(&["queued"])
+                .set(self.queued);
+            self.metrics
+                .queue_depth
+                .with_label_values(&["delivering"])
+                .set(self.running as i64);
+            let next = if self.running < self.config.max_in_flight_total {
+                self.wake.first().map(|(t, _)| *t)
+            } else {
+                None
+            };
+            let sleep = next.map(|t| Duration::from_millis(t.saturating_sub(now_ms())));
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => self.handle(cmd),
+                    None => break,
+                },
+                _ = tokio::time::sleep(sleep.unwrap_or(Duration::ZERO)), if sleep.is_some() => {}
+                _ = self.shutdown.cancelled() => break,
+            }
+        }
+        tracing::info!(
+            running = self.running,
+            "Scheduler stopped; attempts in flight finish on their own."
+        );
+    }
+
+    fn lane(&mut self, account: AccountId, id: DestinationId) -> &mut Lane {
+        if !self.lanes.contains_key(&id) {
+            let lane = match self.load_destination(account, id) {
+                Ok(destination) => Lane::new(destination, self.config.circuit_failure_threshold),
+                Err(()) => Lane::paused(self.config.circuit_failure_threshold),
+            };
+            self.lanes.insert(id, lane);
+        }
+        // Inserted just above when absent.
+        self.lanes
+            .get_mut(&id)
+            .expect("invariant: lane exists after insertion")
+    }
+
+    /// `Err` when the store could not be read: the lane then waits (paused) rather than
+    /// treating the destination as deleted and dead-lettering its deliveries.
+    fn load_destination(
+        &self,
+        account: AccountId,
+        id: DestinationId,
+    ) -> Result<Option<Arc<Destination>>, ()> {
+        self.store
+            .destination(account, id)
+            .map(|d| d.map(Arc::new))
+            .map_err(|e| {
+                tracing::error!(destination_id = %id, error = %e, "Cannot read destination; its deliveries wait.");
+            })
+    }
+
+    fn queue(&mut self, entries: Vec<DueEntry>) {
+        let mut touched = HashSet::new();
+        for e in entries {
+            if lock(&self.in_flight).contains(&e.delivery.raw()) {
+                // An attempt of it is running; its outcome decides what comes next.
+                continue;
+            }
+            let lane = self.lane(e.account, e.destination);
+            let before = lane.queued() as i64;
+            lane.insert(e);
+            let after = lane.queued() as i64;
+            self.queued += after - before;
+            touched.insert(e.destination);
+        }
+        for id in touched {
+            self.reschedule(id, None);
+        }
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Queue(entries) => self.queue(entries),
+            Command::Finished(f) => self.finished(f),
+            Command::DestinationChanged(account, id) => {
+                if self.lanes.contains_key(&id) {
+                    if let Ok(destination) = self.load_destination(account, id) {
+                        if let Some(lane) = self.lanes.get_mut(&id) {
+                            lane.reconfigure(destination);
+                        }
+                    }
+                    self.reschedule(id, None);
+                }
+            }
+        }
+    }
+
+    fn finished(&mut self, f: Finished) {
+        self.running = self.running.saturating_sub(1);
+        lock(&self.in_flight).remove(&f.entry.delivery.raw());
+        let id = f.entry.destination;
+        let label = id.to_string();
+        self.metrics
+            .deliveries
+            .with_label_values(&[label.as_str(), f.outcome])
+            .inc();
+        if f.outcome != "dropped" {
+            self.metrics.duration.observe(f.duration.as_secs_f64());
+        }
+        if f.disabled {
+            self.metrics.destinations_disabled.inc();
+            tracing::warn!(destination_id = %id, "Destination disabled automatically.");
+        }
+        let reload = if f.disabled {
+            self.load_destination(f.entry.account, id).ok()
+        } else {
+            None
+        };
+        if let Some(lane) = self.lanes.get_mut(&id) {
+            let before = lane.queued() as i64;
+            lane.finished(f.succeeded, f.retry);
+            if let Some(destination) = reload {
+                lane.reconfigure(destination);
+            }
+            self.queued += lane.queued() as i64 - before;
+        }
+        self.reschedule(id, None);
+    }
+
+    fn reschedule(&mut self, id: DestinationId, hint: Option<u64>) {
+        if let Some(old) = self.wake_of.remove(&id) {
+            self.wake.remove(&(old, id));
+        }
+        let Some(lane) = self.lanes.get(&id) else {
+            return;
+        };
+        let wake = match (lane.next_wake(), hint) {
+            (Some(w), Some(h)) => Some(w.max(h)),
+            (w, _) => w,
+        };
+        if let Some(w) = wake {
+            self.wake.insert((w, id));
+            self.wake_of.insert(id, w);
+        } else if lane.is_idle() {
+            // Nothing queued or running: forget the lane (and its possibly stale settings).
+            self.lanes.remove(&id);
+        }
+    }
+
+    fn dispatch(&mut self) {
+        let now = now_ms();
+        while self.running < self.config.max_in_flight_total {
+            let Some(&(t, id)) = self.wake.first() else {
+                break;
+            };
+            if t > now {
+                break;
+            }
+            self.wake.remove(&(t, id));
+            self.wake_of.remove(&id);
+            let budget = self.config.max_in_flight_total - self.running;
+            let Some(lane) = self.lanes.get_mut(&id) else {
+                continue;
+            };
+            let (ready, hint) = lane.take_ready(now, budget);
+            let destination = lane.destination().cloned();
+            self.queued -= ready.len() as i64;
+            for entry in ready {
+                self.start(entry, destination.clone());
+            }
+            self.reschedule(id, hint);
+        }
+    }
+
+    fn start(&mut self, entry: DueEntry, destination: Option<Arc<Destination>>) {
+        self.running += 1;
+        lock(&self.in_flight).insert(entry.delivery.raw());
+        let (store, client, settings, tx) = (
+            self.store.clone(),
+            self.client.clone(),
+            self.config.attempt.clone(),
+            self.tx.clone(),
+        );
+        self.shutdown.tracker().spawn(async move {
+            let finished =
+                match attempt::run(&store, &client, &settings, entry, destination.as_deref())
+                    .await
+                {
+                    Ok(f) => f,
+                    Err(e) => {
+                        tracing::error!(delivery_id = %entry.delivery, error = %e, "Attempt outcome not recorded; the delivery stays queued.");
+                        Finished {
+                            entry,
+                            succeeded: false,
+                            retry: Some(DueEntry {
+                                due_ms: now_ms() + RECORD_FAILURE_BACKOFF_MS,
+                                ..entry
+                            }),
+                            disabled: false,
+                            status_code: None,
+                            duration: Duration::ZERO,
+                            outcome: "unrecorded",
+                        }
+                    }
+                };
+            let _ = tx.send(Command::Finished(finished));
+        });
+    }
+}

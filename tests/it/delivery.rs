@@ -1,0 +1,532 @@
+//! The delivery engine through real parts: a gateway, real HTTP receivers on 127.0.0.1:0,
+//! retries with test-sized schedules, dead letters and replay, FIFO, isolation, SSRF.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::support::receiver::{Received, Reply, TestReceiver};
+use crate::support::{Api, TestGateway};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Setup {
+    api: Api,
+    ingest: String,
+    destination: Value,
+}
+
+async fn setup(gw: &TestGateway, destination: Value) -> Setup {
+    let (api, _) = gw.client().new_account("acme").await;
+    let src = api
+        .post("/v1/sources", json!({"name": "in", "kind": "webhook"}))
+        .await;
+    let mut body = json!({"name": "out"});
+    body.as_object_mut()
+        .unwrap()
+        .extend(destination.as_object().unwrap().clone());
+    let dst = api.post("/v1/destinations", body).await;
+    assert_eq!(dst.status, 201, "{:?}", dst.body);
+    let rte = api
+        .post(
+            "/v1/routes",
+            json!({"source_id": src.data()["id"], "destination_id": dst.data()["id"]}),
+        )
+        .await;
+    assert_eq!(rte.status, 201);
+    Setup {
+        api,
+        ingest: src.data()["ingest_path"].as_str().unwrap().to_owned(),
+        destination: dst.data().clone(),
+    }
+}
+
+async fn ingest(api: &Api, path: &str, body: &str) -> String {
+    let a = Api::answer(
+        api.http
+            .post(format!("{}{path}", api.base))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .body(body.to_owned()),
+    )
+    .await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    a.data()["event_id"].as_str().unwrap().to_owned()
+}
+
+/// Polls the API until `check` holds (state changes land right after the receiver answered).
+async fn until(api: &Api, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let a = api.get(path).await;
+        if a.status == 200 && check(&a.body) {
+            return a.body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting on {path}: last {:?}",
+            a.body
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn attempts(api: &Api, event: &str, n: usize) -> Vec<Value> {
+    let body = until(api, &format!("/v1/events/{event}/attempts"), |b| {
+        b["data"].as_array().unwrap().len() >= n
+    })
+    .await;
+    body["data"].as_array().unwrap().clone()
+}
+
+fn verify_signature(secret: &str, r: &Received) -> bool {
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.",
+            r.header("webhook-id"),
+            r.header("webhook-timestamp")
+        )
+        .as_bytes(),
+    );
+    mac.update(&r.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    r.header("webhook-signature")
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
+#[tokio::test]
+async fn delivered_on_first_try_byte_for_byte_signed_and_logged() {
+    let mut rx = TestReceiver::start(vec![Reply::status(200).body("thanks")]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/hook"), "headers": {"X-Team": "billing"},
+                              "auth": {"type": "bearer", "token": "tok"}}),
+    )
+    .await;
+    let body = r#"{"type":"invoice.paid","amount":42}"#;
+    let event = ingest(&s.api, &s.ingest, body).await;
+
+    let r = rx.next(WAIT).await.expect("delivered");
+    assert_eq!(r.path, "/hook");
+    assert_eq!(&r.body[..], body.as_bytes());
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("webhook-id"), event);
+    assert_eq!(r.header("x-hookgate-event-type"), "invoice.paid");
+    assert_eq!(r.header("x-hookgate-attempt"), "1");
+    assert!(r.header("x-hookgate-delivery-id").starts_with("dlv_"));
+    assert_eq!(
+        r.header("x-github-event"),
+        "push",
+        "provider headers are forwarded"
+    );
+    assert_eq!(r.header("x-team"), "billing");
+    assert_eq!(r.header("authorization"), "Bearer tok");
+    assert!(verify_signature(
+        s.destination["signing_secret"].as_str().unwrap(),
+        &r
+    ));
+
+    let a = attempts(&s.api, &event, 1).await;
+    assert_eq!(a[0]["attempt"], 1);
+    assert_eq!(a[0]["status_code"], 200);
+    assert_eq!(a[0]["response_body"], "thanks");
+    assert!(a[0]["error"].is_null());
+    until(&s.api, &format!("/v1/events/{event}"), |b| {
+        b["data"]["status"] == "delivered"
+    })
+    .await;
+    let d = s.api.get(&format!("/v1/events/{event}/deliveries")).await;
+    assert_eq!(d.data()[0]["status"], "delivered");
+    assert_eq!(d.data()[0]["attempts"], 1);
+    assert_eq!(d.data()[0]["last_status_code"], 200);
+    assert!(
+        rx.next(Duration::from_millis(300)).await.is_none(),
+        "delivered once"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn failures_are_retried_on_the_schedule_until_success() {
+    let mut rx = TestReceiver::start(vec![Reply::status(503), Reply::status(500)]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "retry": {"schedule": ["300ms", "600ms"], "jitter": false}}),
+    )
+    .await;
+    let event = ingest(&s.api, &s.ingest, "{}").await;
+    let r1 = rx.next(WAIT).await.unwrap();
+    let r2 = rx.next(WAIT).await.unwrap();
+    let r3 = rx.next(WAIT).await.unwrap();
+    assert_eq!((r1.answered, r2.answered, r3.answered), (503, 500, 200));
+    assert_eq!(r2.header("x-hookgate-attempt"), "2");
+    assert_eq!(
+        r3.header("webhook-id"),
+        r1.header("webhook-id"),
+        "same webhook-id on retries"
+    );
+    let gap1 = r2.at - r1.at;
+    let gap2 = r3.at - r2.at;
+    assert!(
+        gap1 >= Duration::from_millis(290),
+        "first retry after {gap1:?}"
+    );
+    assert!(
+        gap2 >= Duration::from_millis(590),
+        "second retry after {gap2:?}"
+    );
+    assert!(gap2 < Duration::from_secs(3), "{gap2:?}");
+    let a = attempts(&s.api, &event, 3).await;
+    let codes: Vec<_> = a
+        .iter()
+        .map(|a| a["status_code"].as_u64().unwrap())
+        .collect();
+    assert_eq!(codes, [503, 500, 200]);
+    until(&s.api, &format!("/v1/events/{event}"), |b| {
+        b["data"]["status"] == "delivered"
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn retry_after_on_429_is_honoured() {
+    let mut rx = TestReceiver::start(vec![Reply::status(429).header("retry-after", "1")]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "retry": {"schedule": ["50ms"], "jitter": false}}),
+    )
+    .await;
+    ingest(&s.api, &s.ingest, "{}").await;
+    let r1 = rx.next(WAIT).await.unwrap();
+    let r2 = rx.next(WAIT).await.unwrap();
+    assert_eq!(r1.answered, 429);
+    assert!(
+        r2.at - r1.at >= Duration::from_millis(990),
+        "retried after {:?}",
+        r2.at - r1.at
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn gone_disables_the_destination_and_reenabling_resumes_pending_deliveries() {
+    let mut rx = TestReceiver::start(vec![Reply::status(410)]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "retry": {"schedule": ["50ms", "50ms"], "jitter": false}}),
+    )
+    .await;
+    let dst = s.destination["id"].as_str().unwrap().to_owned();
+    let first = ingest(&s.api, &s.ingest, r#"{"n":1}"#).await;
+    assert_eq!(rx.next(WAIT).await.unwrap().answered, 410);
+    let d = until(&s.api, &format!("/v1/destinations/{dst}"), |b| {
+        b["data"]["enabled"] == false
+    })
+    .await;
+    assert!(d["data"]["disabled_reason"]
+        .as_str()
+        .unwrap()
+        .contains("410"));
+    let notices = s.api.get("/v1/notices").await;
+    assert_eq!(notices.data()[0]["type"], "endpoint.disabled");
+    assert_eq!(notices.data()[0]["destination_id"], dst.as_str());
+
+    let second = ingest(&s.api, &s.ingest, r#"{"n":2}"#).await;
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "nothing goes to a disabled destination"
+    );
+    let p = s
+        .api
+        .patch(&format!("/v1/destinations/{dst}"), json!({"enabled": true}))
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(p.data()["disabled_reason"].is_null());
+    let mut got: Vec<String> = Vec::new();
+    for _ in 0..2 {
+        got.push(
+            rx.next(WAIT)
+                .await
+                .expect("resumed")
+                .header("webhook-id")
+                .to_owned(),
+        );
+    }
+    got.sort();
+    let mut want = vec![first, second];
+    want.sort();
+    assert_eq!(got, want);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_timeout_is_a_failed_attempt_without_status_code() {
+    let mut rx = TestReceiver::start(vec![Reply::status(200).delay(Duration::from_secs(2))]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(&gw, json!({"url": rx.url("/"), "timeout_ms": 300, "retry": {"schedule": ["50ms"], "jitter": false}})).await;
+    let event = ingest(&s.api, &s.ingest, "{}").await;
+    rx.next(WAIT).await.unwrap();
+    let a = attempts(&s.api, &event, 2).await;
+    assert!(a[0]["status_code"].is_null());
+    assert_eq!(a[0]["error"], "timeout");
+    assert!(a[0]["duration_ms"].as_u64().unwrap() < 1500, "{:?}", a[0]);
+    assert_eq!(a[1]["status_code"], 200);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn dead_letters_are_listed_and_bulk_replay_delivers_them() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    rx.set_default(Reply::status(500).body("down"));
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "retry": {"schedule": ["50ms"], "jitter": false}}),
+    )
+    .await;
+    let e1 = ingest(&s.api, &s.ingest, r#"{"n":1}"#).await;
+    let e2 = ingest(&s.api, &s.ingest, r#"{"n":2}"#).await;
+    for _ in 0..4 {
+        rx.next(WAIT).await.unwrap();
+    }
+    for e in [&e1, &e2] {
+        until(&s.api, &format!("/v1/events/{e}"), |b| {
+            b["data"]["status"] == "dead_letter"
+        })
+        .await;
+    }
+    let dl = s.api.get("/v1/deliveries?status=dead_letter").await;
+    assert_eq!(dl.status, 200, "{:?}", dl.body);
+    assert_eq!(dl.data().as_array().unwrap().len(), 2);
+    assert_eq!(dl.data()[0]["attempts"], 2);
+    assert_eq!(dl.data()[0]["last_status_code"], 500);
+
+    let dry = s
+        .api
+        .post(
+            "/v1/replay",
+            json!({"status": "dead_letter", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(dry.status, 200, "{:?}", dry.body);
+    assert_eq!(dry.data()["matched"], 2);
+    assert_eq!(dry.data()["replayed"], 0);
+    assert!(
+        rx.next(Duration::from_millis(300)).await.is_none(),
+        "dry run sends nothing"
+    );
+
+    rx.set_default(Reply::status(200));
+    let r = s
+        .api
+        .post(
+            "/v1/replay",
+            json!({"status": "dead_letter", "destination_id": s.destination["id"]}),
+        )
+        .await;
+    assert_eq!(r.data()["matched"], 2);
+    assert_eq!(r.data()["replayed"], 2);
+    let mut got = vec![
+        rx.next(WAIT).await.unwrap().header("webhook-id").to_owned(),
+        rx.next(WAIT).await.unwrap().header("webhook-id").to_owned(),
+    ];
+    got.sort();
+    let mut want = vec![e1.clone(), e2.clone()];
+    want.sort();
+    assert_eq!(got, want);
+    for e in [&e1, &e2] {
+        until(&s.api, &format!("/v1/events/{e}"), |b| {
+            b["data"]["status"] == "delivered"
+        })
+        .await;
+    }
+    let a = attempts(&s.api, &e1, 3).await;
+    assert_eq!(
+        a[2]["attempt"], 3,
+        "the attempt log continues across a replay"
+    );
+    assert_eq!(
+        s.api
+            .get("/v1/deliveries?status=dead_letter")
+            .await
+            .data()
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    // Replaying one event re-delivers it even when delivered.
+    let one = s
+        .api
+        .post(&format!("/v1/events/{e1}/replay"), json!({}))
+        .await;
+    assert_eq!(one.data()["replayed"], 1);
+    assert_eq!(rx.next(WAIT).await.unwrap().header("webhook-id"), e1);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn fifo_destination_delivers_in_event_order_even_when_the_head_fails() {
+    let mut rx = TestReceiver::start(vec![Reply::status(503), Reply::status(503)]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "ordering": "fifo",
+                              "retry": {"schedule": ["100ms", "100ms", "100ms"], "jitter": false}}),
+    )
+    .await;
+    let mut events = Vec::new();
+    for n in 0..6 {
+        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
+    }
+    let mut delivered = Vec::new();
+    let mut concurrent_check: Vec<Received> = Vec::new();
+    while delivered.len() < events.len() {
+        let r = rx.next(WAIT).await.expect("all delivered");
+        if r.answered == 200 {
+            delivered.push(r.header("webhook-id").to_owned());
+        }
+        concurrent_check.push(r);
+    }
+    assert_eq!(delivered, events, "delivered in event order");
+    // The first event failed twice and nothing else was sent meanwhile.
+    assert_eq!(concurrent_check[0].header("webhook-id"), events[0]);
+    assert_eq!(concurrent_check[1].header("webhook-id"), events[0]);
+    assert_eq!(concurrent_check[2].header("webhook-id"), events[0]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_hanging_destination_does_not_slow_another() {
+    let mut slow = TestReceiver::start(vec![]).await;
+    slow.set_default(Reply::status(200).delay(Duration::from_secs(5)));
+    let mut fast = TestReceiver::start(vec![]).await;
+    let gw = TestGateway::start().await;
+    let (api, _) = gw.client().new_account("acme").await;
+    let src = api
+        .post("/v1/sources", json!({"name": "in", "kind": "webhook"}))
+        .await;
+    for (name, url) in [("slow", slow.url("/")), ("fast", fast.url("/"))] {
+        let d = api
+            .post(
+                "/v1/destinations",
+                json!({"name": name, "url": url, "timeout_ms": 10000, "max_in_flight": 2}),
+            )
+            .await;
+        api.post(
+            "/v1/routes",
+            json!({"source_id": src.data()["id"], "destination_id": d.data()["id"]}),
+        )
+        .await;
+    }
+    let path = src.data()["ingest_path"].as_str().unwrap().to_owned();
+    let started = Instant::now();
+    for n in 0..30 {
+        ingest(&api, &path, &format!("{{\"n\":{n}}}")).await;
+    }
+    for _ in 0..30 {
+        fast.next(WAIT)
+            .await
+            .expect("fast destination keeps receiving");
+    }
+    let fast_done = started.elapsed();
+    assert!(
+        fast_done < Duration::from_secs(3),
+        "fast destination took {fast_done:?} behind a hanging one"
+    );
+    // The slow one has only its two in flight.
+    assert!(slow.drain().len() <= 2);
+    println!("30 deliveries to the fast destination in {fast_done:?} while the other hangs");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn ssrf_guard_blocks_private_addresses_at_connect_time() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    // Destinations created while private networks were allowed...
+    let gw = TestGateway::start().await;
+    let (api, _) = gw.client().new_account("acme").await;
+    let key = api.key.clone().unwrap();
+    let src = api
+        .post("/v1/sources", json!({"name": "in", "kind": "webhook"}))
+        .await;
+    let port = rx.addr.port();
+    for (name, url) in [
+        ("ip", format!("http://127.0.0.1:{port}/")),
+        ("name", format!("http://localhost:{port}/")),
+    ] {
+        let d = api
+            .post(
+                "/v1/destinations",
+                json!({"name": name, "url": url, "retry": {"schedule": ["1h"]}}),
+            )
+            .await;
+        assert_eq!(d.status, 201);
+        api.post(
+            "/v1/routes",
+            json!({"source_id": src.data()["id"], "destination_id": d.data()["id"]}),
+        )
+        .await;
+    }
+    let path = src.data()["ingest_path"].as_str().unwrap().to_owned();
+    let dir = gw.stop().await;
+    // ...are refused once the operator turns the guard on, whatever the name resolves to.
+    let gw = TestGateway::start_with(dir, |c| c.delivery.allow_private_networks = false).await;
+    let api = gw.client().with_key(&key);
+    let event = ingest(&api, &path, "{}").await;
+    let a = attempts(&api, &event, 2).await;
+    for attempt in &a {
+        assert!(attempt["status_code"].is_null(), "{attempt:?}");
+        assert_eq!(attempt["error"], "ssrf_blocked", "{attempt:?}");
+    }
+    assert!(
+        rx.next(Duration::from_millis(300)).await.is_none(),
+        "nothing reached the receiver"
+    );
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn deliveries_queued_before_a_restart_are_delivered_after_it() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    rx.set_default(Reply::status(503));
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "retry": {"schedule": ["500ms"], "jitter": false}}),
+    )
+    .await;
+    let key = s.api.key.clone().unwrap();
+    let event = ingest(&s.api, &s.ingest, "{}").await;
+    assert_eq!(rx.next(WAIT).await.unwrap().answered, 503);
+    until(&s.api, &format!("/v1/events/{event}"), |b| {
+        b["data"]["status"] == "retry_scheduled"
+    })
+    .await;
+    let dir = gw.stop().await;
+    rx.set_default(Reply::status(200));
+    let gw = TestGateway::start_with(dir, |_| {}).await;
+    let r = rx.next(WAIT).await.expect("retried after restart");
+    assert_eq!(r.header("webhook-id"), event);
+    assert_eq!(r.header("x-hookgate-attempt"), "2");
+    let api = gw.client().with_key(&key);
+    until(&api, &format!("/v1/events/{event}"), |b| {
+        b["data"]["status"] == "delivered"
+    })
+    .await;
+    gw.stop().await;
+}
