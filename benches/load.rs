@@ -27,6 +27,11 @@ use tokio::net::TcpStream;
 
 const BODY_BYTES: usize = 1024;
 
+// The same allocator as the gateway binary, so the in-process raw journal rate and the
+// gateway's ingest rate are measured on equal terms.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Default)]
 struct Sample {
     ok: u64,
