@@ -54,6 +54,29 @@ impl Sample {
     }
 }
 
+/// What each request of a load phase carries.
+#[derive(Clone)]
+enum Payload {
+    None,
+    /// A 1 KiB webhook body.
+    Webhook,
+    /// A send-API message whose whole request body is 1 KiB.
+    Message {
+        key: String,
+        source: String,
+    },
+}
+
+fn message(source: &str, n: u64) -> Vec<u8> {
+    let head = format!(
+        "{{\"source\":\"{source}\",\"event_type\":\"load.test\",\"payload\":{{\"n\":{n},\"pad\":\""
+    );
+    let mut b = head.into_bytes();
+    b.resize(BODY_BYTES - 3, b'x');
+    b.extend_from_slice(b"\"}}");
+    b
+}
+
 fn body(n: u64) -> Vec<u8> {
     let head = format!("{{\"type\":\"load.test\",\"n\":{n},\"pad\":\"");
     let mut b = head.into_bytes();
@@ -130,13 +153,13 @@ async fn drive(
     secs: u64,
     method: &'static str,
     path: String,
-    with_body: bool,
+    payload: Payload,
 ) -> Sample {
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency as u64)
         .map(|t| {
-            let (stop, path) = (stop.clone(), path.clone());
+            let (stop, path, payload) = (stop.clone(), path.clone(), payload.clone());
             tokio::spawn(async move {
                 let mut s = Sample::default();
                 let stream = TcpStream::connect(addr).await.unwrap();
@@ -148,19 +171,23 @@ async fn drive(
                 tokio::spawn(conn);
                 let mut n = t << 32;
                 while !stop.load(Ordering::Relaxed) {
-                    let payload = if with_body {
-                        Bytes::from(body(n))
-                    } else {
-                        Bytes::new()
+                    let (bytes, auth) = match &payload {
+                        Payload::None => (Bytes::new(), None),
+                        Payload::Webhook => (Bytes::from(body(n)), None),
+                        Payload::Message { key, source } => {
+                            (Bytes::from(message(source, n)), Some(key.as_str()))
+                        }
                     };
                     n += 1;
-                    let req = hyper::Request::builder()
+                    let mut req = hyper::Request::builder()
                         .method(method)
                         .uri(&path)
                         .header("host", "bench")
-                        .header("content-type", "application/json")
-                        .body(Full::new(payload))
-                        .unwrap();
+                        .header("content-type", "application/json");
+                    if let Some(key) = auth {
+                        req = req.header("authorization", format!("Bearer {key}"));
+                    }
+                    let req = req.body(Full::new(bytes)).unwrap();
                     let t0 = Instant::now();
                     match send.send_request(req).await {
                         Ok(resp) => {
@@ -294,6 +321,40 @@ async fn setup(addr: SocketAddr) -> (String, String) {
     .await
     .unwrap();
     (key, s["data"]["ingest_path"].as_str().unwrap().to_owned())
+}
+
+/// An `api` source routed to a disabled destination, for the send-API phase.
+async fn setup_send_api(addr: SocketAddr, key: &str) -> String {
+    let http = reqwest::Client::new();
+    let base = format!("http://{addr}");
+    let post = |path: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let s: Value = post("/v1/sources", json!({"name": "load-api", "kind": "api"}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let d: Value = post(
+        "/v1/destinations",
+        json!({"name": "api-sink", "url": "http://127.0.0.1:9/", "enabled": false}),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    post(
+        "/v1/routes",
+        json!({"source_id": s["data"]["id"], "destination_id": d["data"]["id"]}),
+    )
+    .await
+    .unwrap();
+    s["data"]["id"].as_str().unwrap().to_owned()
 }
 
 /// A second source routed to `receiver`, for the delivery phases.
@@ -500,14 +561,14 @@ fn main() {
 
         let gw = start_gateway();
         let (key, path) = setup(gw.addr).await;
-        let mut health = drive(gw.addr, 256, secs, "GET", "/healthz".into(), false).await;
+        let mut health = drive(gw.addr, 256, secs, "GET", "/healthz".into(), Payload::None).await;
         println!(
             "GET /healthz (c=256):                  {:>9.0} req/s      p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
             health.rate(), health.pct(0.5), health.pct(0.99), health.errors
         );
         let mut at256 = 0.0;
         for c in [1usize, 16, 256] {
-            let mut s = drive(gw.addr, c, secs, "POST", path.clone(), true).await;
+            let mut s = drive(gw.addr, c, secs, "POST", path.clone(), Payload::Webhook).await;
             println!(
                 "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
                 s.rate(), s.pct(0.5), s.pct(0.99), s.errors
@@ -516,6 +577,14 @@ fn main() {
                 at256 = s.rate();
             }
         }
+        let source = setup_send_api(gw.addr, &key).await;
+        let mut sent = drive(gw.addr, 256, secs, "POST", "/v1/messages".into(), Payload::Message { key: key.clone(), source }).await;
+        println!(
+            "POST /v1/messages durable (c=256):     {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
+            sent.rate(), sent.pct(0.5), sent.pct(0.99), sent.errors
+        );
+        let send_ratio = sent.rate() / at256;
+
         let (receiver, receipts) = start_receiver().await;
         let deliver_path = setup_delivery(gw.addr, &key, receiver).await;
         let started = Instant::now();
@@ -540,6 +609,7 @@ fn main() {
         println!();
         println!("ingest c=256 / raw journal:  {:.2}  (target >= 0.70)", at256 / journal.rate());
         println!("ingest c=256 / healthz:      {:.2}  (target >= 0.25)", at256 / health.rate());
+        println!("send API c=256 / ingest c=256: {send_ratio:.2}  (target >= 0.90)");
         drop(gw);
     });
 }

@@ -10,8 +10,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use crate::ids::{AccountId, SourceId};
-use crate::model::{Source, SourceKind};
+use crate::ids::{AccountId, ApiKeyId, SourceId};
+use crate::model::{Scope, Source, SourceKind};
 use crate::routing::AccountRoutes;
 use crate::store::{Store, StoreError};
 use crate::verify::{self, Verifier};
@@ -19,6 +19,7 @@ use crate::verify::{self, Verifier};
 /// What ingest needs to know about a source.
 pub struct SourceEntry {
     pub id: SourceId,
+    pub name: String,
     /// `id` as text, made once: it labels this source's metrics on every request.
     pub label: String,
     pub account: AccountId,
@@ -28,10 +29,22 @@ pub struct SourceEntry {
     pub verifier: Result<Arc<dyn Verifier>, String>,
 }
 
+/// An authenticated API key as the auth check needs it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyEntry {
+    pub account: AccountId,
+    pub key_id: ApiKeyId,
+    pub scope: Scope,
+}
+
 #[derive(Default)]
 pub struct Catalog {
     by_token: RwLock<HashMap<String, Arc<SourceEntry>>>,
+    by_id: RwLock<HashMap<SourceId, Arc<SourceEntry>>>,
+    by_name: RwLock<HashMap<(AccountId, String), SourceId>>,
     routes: RwLock<HashMap<AccountId, Arc<AccountRoutes>>>,
+    /// Keys seen valid, by SHA-256. Filled on first use, emptied of a key when it is revoked.
+    keys: RwLock<HashMap<[u8; 32], KeyEntry>>,
 }
 
 fn entry(source: &Source) -> SourceEntry {
@@ -45,6 +58,7 @@ fn entry(source: &Source) -> SourceEntry {
     });
     SourceEntry {
         id: source.id,
+        name: source.name.clone(),
         label: source.id.to_string(),
         account: source.account_id,
         kind: source.kind,
@@ -77,16 +91,50 @@ impl Catalog {
     }
 
     pub fn upsert_source(&self, source: &Source) {
+        let e = Arc::new(entry(source));
         if let Some(token) = &source.path_token {
-            let e = Arc::new(entry(source));
-            write(&self.by_token).insert(token.clone(), e);
+            write(&self.by_token).insert(token.clone(), e.clone());
         }
+        let old = write(&self.by_id).insert(source.id, e);
+        let mut names = write(&self.by_name);
+        if let Some(old) = old {
+            names.remove(&(old.account, old.name.clone()));
+        }
+        names.insert((source.account_id, source.name.clone()), source.id);
     }
 
     pub fn remove_source(&self, source: &Source) {
         if let Some(token) = &source.path_token {
             write(&self.by_token).remove(token);
         }
+        if let Some(old) = write(&self.by_id).remove(&source.id) {
+            write(&self.by_name).remove(&(old.account, old.name.clone()));
+        }
+    }
+
+    /// A source of `account` by id (`src_…`) or by name.
+    pub fn source_by_id_or_name(&self, account: AccountId, key: &str) -> Option<Arc<SourceEntry>> {
+        let id = match SourceId::parse(key) {
+            Some(id) => id,
+            None => *read(&self.by_name).get(&(account, key.to_owned()))?,
+        };
+        read(&self.by_id)
+            .get(&id)
+            .filter(|e| e.account == account)
+            .cloned()
+    }
+
+    pub fn key(&self, hash: &[u8; 32]) -> Option<KeyEntry> {
+        read(&self.keys).get(hash).copied()
+    }
+
+    pub fn remember_key(&self, hash: [u8; 32], entry: KeyEntry) {
+        write(&self.keys).insert(hash, entry);
+    }
+
+    /// Called after a key's revocation commits: the next request with it is refused.
+    pub fn forget_key(&self, hash: &[u8; 32]) {
+        write(&self.keys).remove(hash);
     }
 
     pub fn routes(&self, account: AccountId) -> Arc<AccountRoutes> {

@@ -207,6 +207,31 @@ pub async fn run(
     entry: DueEntry,
     destination: Option<&Destination>,
 ) -> Result<Finished, StoreError> {
+    run_with(store, client, settings, entry, destination, false)
+        .await
+        .map(|(f, _)| f)
+}
+
+/// One attempt that is never retried (a test send): any failure ends the delivery. Also
+/// returns the recorded attempt.
+pub async fn run_once(
+    store: &Store,
+    client: &DeliveryClient,
+    settings: &AttemptSettings,
+    entry: DueEntry,
+    destination: &Destination,
+) -> Result<(Finished, Option<Attempt>), StoreError> {
+    run_with(store, client, settings, entry, Some(destination), true).await
+}
+
+async fn run_with(
+    store: &Store,
+    client: &DeliveryClient,
+    settings: &AttemptSettings,
+    entry: DueEntry,
+    destination: Option<&Destination>,
+    once: bool,
+) -> Result<(Finished, Option<Attempt>), StoreError> {
     let started_ms = now_ms();
     let finished = |succeeded, retry, disabled, status_code, duration, outcome| Finished {
         entry,
@@ -221,13 +246,9 @@ pub async fn run(
     let event = store.event(entry.account, entry.event)?;
     let (Some(delivery), Some(event)) = (delivery, event) else {
         // Removed by retention while queued: nothing left to deliver.
-        return Ok(finished(
-            false,
+        return Ok((
+            finished(false, None, false, None, Duration::ZERO, "dropped"),
             None,
-            false,
-            None,
-            Duration::ZERO,
-            "dropped",
         ));
     };
     let attempt_number = delivery.attempts.saturating_add(1);
@@ -246,14 +267,18 @@ pub async fn run(
             }),
             response_body: String::new(),
         };
-        record(store, settings, &entry, attempt, NextStep::DeadLetter, None).await?;
-        return Ok(finished(
-            false,
+        record(
+            store,
+            settings,
+            &entry,
+            attempt.clone(),
+            NextStep::DeadLetter,
             None,
-            false,
-            None,
-            Duration::ZERO,
-            "dead_letter",
+        )
+        .await?;
+        return Ok((
+            finished(false, None, false, None, Duration::ZERO, "dead_letter"),
+            Some(attempt),
         ));
     };
 
@@ -269,7 +294,10 @@ pub async fn run(
         now_s,
     );
     let result = client.send(request).await;
-    let (next, disable_now) = decide(&result, &delivery, destination, now_ms());
+    let (mut next, disable_now) = decide(&result, &delivery, destination, now_ms());
+    if once && next != NextStep::Delivered {
+        next = NextStep::DeadLetter;
+    }
     let attempt = Attempt {
         attempt: attempt_number,
         delivery_id: entry.delivery,
@@ -288,7 +316,7 @@ pub async fn run(
         NextStep::RetryAt(_) => "retry",
         NextStep::DeadLetter => "dead_letter",
     };
-    let recorded = record(store, settings, &entry, attempt, next, disable_now).await?;
+    let recorded = record(store, settings, &entry, attempt.clone(), next, disable_now).await?;
     let retry = match recorded.delivery.next_attempt_at_ms {
         Some(at) if outcome == "retry" => Some(DueEntry {
             due_ms: at,
@@ -296,13 +324,18 @@ pub async fn run(
         }),
         _ => None,
     };
-    Ok(finished(
-        outcome == "delivered",
-        retry,
-        recorded.disabled.is_some(),
-        result.status_code,
-        result.duration,
-        outcome,
+    let mut attempt = attempt;
+    attempt.attempt = recorded.delivery.attempts;
+    Ok((
+        finished(
+            outcome == "delivered",
+            retry,
+            recorded.disabled.is_some(),
+            result.status_code,
+            result.duration,
+            outcome,
+        ),
+        Some(attempt),
     ))
 }
 

@@ -48,6 +48,8 @@ enum Command {
 pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Command>,
     in_flight: Arc<Mutex<HashSet<u128>>>,
+    client: DeliveryClient,
+    settings: AttemptSettings,
 }
 
 impl SchedulerHandle {
@@ -59,6 +61,18 @@ impl SchedulerHandle {
     /// A destination's settings changed (PATCH, delete): the lane reloads them.
     pub fn destination_changed(&self, account: AccountId, id: DestinationId) {
         let _ = self.tx.send(Command::DestinationChanged(account, id));
+    }
+
+    /// Attempts an unqueued delivery once, now, outside the lanes (test sends).
+    pub async fn attempt_once(
+        &self,
+        store: &Store,
+        entry: DueEntry,
+        destination: &Destination,
+    ) -> Result<Option<crate::model::Attempt>, StoreError> {
+        attempt::run_once(store, &self.client, &self.settings, entry, destination)
+            .await
+            .map(|(_, attempt)| attempt)
     }
 
     /// Whether an attempt of this delivery is running now (shown as `delivering`).
@@ -151,6 +165,8 @@ pub fn spawn(
     let handle = SchedulerHandle {
         tx: tx.clone(),
         in_flight: Arc::default(),
+        client: client.clone(),
+        settings: config.attempt.clone(),
     };
     // Listener first, then the load: an entry committed in between arrives twice, and a lane
     // treats a second copy of a queued delivery as a move, not a duplicate.

@@ -12,6 +12,7 @@ use subtle::ConstantTimeEq;
 
 use super::envelope::ApiError;
 use super::AppState;
+use crate::catalog::KeyEntry;
 use crate::ids::{AccountId, ApiKeyId};
 use crate::model::Scope;
 
@@ -56,18 +57,32 @@ impl FromRequestParts<AppState> for Auth {
             metrics.auth_failure("invalid");
             return Err(ApiError::unauthorized("invalid API key"));
         }
-        let key = state
-            .store()
-            .api_key_by_hash(&hash_key(token))
-            .map_err(ApiError::from)?;
-        let Some(key) = key else {
-            metrics.auth_failure("invalid");
-            return Err(ApiError::unauthorized("invalid API key"));
+        let hash = hash_key(token);
+        let cached = state.catalog().key(&hash);
+        let entry = match cached {
+            Some(e) => e,
+            None => {
+                let key = state
+                    .store()
+                    .api_key_by_hash(&hash)
+                    .map_err(ApiError::from)?;
+                let Some(key) = key else {
+                    metrics.auth_failure("invalid");
+                    return Err(ApiError::unauthorized("invalid API key"));
+                };
+                let e = KeyEntry {
+                    account: key.account_id,
+                    key_id: key.id,
+                    scope: key.scope,
+                };
+                state.catalog().remember_key(hash, e);
+                e
+            }
         };
         let auth = Auth {
-            account: key.account_id,
-            key_id: key.id,
-            scope: key.scope,
+            account: entry.account,
+            key_id: entry.key_id,
+            scope: entry.scope,
         };
         // Read-only keys may only read, whatever the handler; checked here once so no
         // handler can forget it.

@@ -47,6 +47,7 @@ struct StateInner {
     draining: AtomicBool,
     api_metrics: api::ApiMetrics,
     ingest_metrics: ingest::IngestMetrics,
+    message_metrics: api::messages::MessageMetrics,
     catalog: Catalog,
     scheduler: SchedulerHandle,
 }
@@ -63,6 +64,7 @@ impl AppState {
     ) -> Result<Self, prometheus::Error> {
         let api_metrics = api::ApiMetrics::register(&registry)?;
         let ingest_metrics = ingest::IngestMetrics::register(&registry)?;
+        let message_metrics = api::messages::MessageMetrics::register(&registry)?;
         Ok(Self {
             inner: Arc::new(StateInner {
                 config,
@@ -71,6 +73,7 @@ impl AppState {
                 draining: AtomicBool::new(false),
                 api_metrics,
                 ingest_metrics,
+                message_metrics,
                 catalog,
                 scheduler,
             }),
@@ -83,6 +86,10 @@ impl AppState {
 
     pub fn catalog(&self) -> &Catalog {
         &self.inner.catalog
+    }
+
+    pub fn message_metrics(&self) -> &api::messages::MessageMetrics {
+        &self.inner.message_metrics
     }
 
     pub fn ingest_metrics(&self) -> &ingest::IngestMetrics {

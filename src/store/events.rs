@@ -58,7 +58,31 @@ impl Store {
         destinations: Vec<DestinationId>,
         dedupe_window: Duration,
     ) -> Result<Appended, StoreError> {
-        let hook = self.due_hook(|appended: &Appended| match appended {
+        self.append(event, destinations, dedupe_window, true).await
+    }
+
+    /// Writes `event` with one delivery to `destination` that is *not* queued: the caller
+    /// attempts it itself, once (test sends).
+    pub async fn append_unqueued_event(
+        &self,
+        event: Event,
+        destination: DestinationId,
+    ) -> Result<Delivery, StoreError> {
+        match self
+            .append(event, vec![destination], Duration::ZERO, false)
+            .await?
+        {
+            Appended::Stored { mut deliveries, .. } if deliveries.len() == 1 => {
+                Ok(deliveries.remove(0))
+            }
+            // Without a dedupe key and with one destination the event is stored with one
+            // delivery; anything else is a bug, reported rather than panicking.
+            _ => Err(StoreError::NotFound("delivery")),
+        }
+    }
+
+    fn due_entries(appended: &Appended) -> Vec<DueEntry> {
+        match appended {
             Appended::Stored { deliveries, .. } => deliveries
                 .iter()
                 .map(|d| DueEntry {
@@ -70,67 +94,77 @@ impl Store {
                 })
                 .collect(),
             Appended::Duplicate { .. } => Vec::new(),
-        });
-        self.journal
-            .submit_then(
-                move |batch| {
-                    let acc = event.account_id.raw();
-                    let now = event.received_at_ms;
-                    let hot = batch.hot()?;
-                    if let Some(key) = event.dedupe_key.as_deref() {
-                        let seen = hot
-                            .dedupe
-                            .get((event.source_id.raw(), key))?
-                            .map(|v| v.value());
-                        if let Some((original, at_ms)) = seen {
-                            if now.saturating_sub(at_ms) < dedupe_window.as_millis() as u64 {
-                                return Ok(Appended::Duplicate {
-                                    event_id: EventId(original),
-                                });
-                            }
-                        }
-                        hot.dedupe
-                            .insert((event.source_id.raw(), key), (event.id.raw(), now))?;
+        }
+    }
+
+    async fn append(
+        &self,
+        event: Event,
+        destinations: Vec<DestinationId>,
+        dedupe_window: Duration,
+        queue: bool,
+    ) -> Result<Appended, StoreError> {
+        let hook = if queue {
+            self.due_hook(Self::due_entries)
+        } else {
+            None
+        };
+        let work = move |batch: &mut super::journal::Batch<'_>| {
+            let acc = event.account_id.raw();
+            let now = event.received_at_ms;
+            let hot = batch.hot()?;
+            if let Some(key) = event.dedupe_key.as_deref() {
+                let seen = hot
+                    .dedupe
+                    .get((event.source_id.raw(), key))?
+                    .map(|v| v.value());
+                if let Some((original, at_ms)) = seen {
+                    if now.saturating_sub(at_ms) < dedupe_window.as_millis() as u64 {
+                        return Ok(Appended::Duplicate {
+                            event_id: EventId(original),
+                        });
                     }
-                    hot.events.insert(
-                        (acc, event.id.raw()),
-                        codec::encode_event(&event).as_slice(),
+                }
+                hot.dedupe
+                    .insert((event.source_id.raw(), key), (event.id.raw(), now))?;
+            }
+            hot.events.insert(
+                (acc, event.id.raw()),
+                codec::encode_event(&event).as_slice(),
+            )?;
+            let mut deliveries = Vec::with_capacity(destinations.len());
+            for destination_id in destinations {
+                let d = Delivery {
+                    id: DeliveryId(raw_id_at(now)),
+                    event_id: event.id,
+                    account_id: event.account_id,
+                    destination_id,
+                    status: DeliveryStatus::Pending,
+                    attempts: 0,
+                    retry_base: 0,
+                    next_attempt_at_ms: queue.then_some(now),
+                    last_status_code: None,
+                    created_at_ms: now,
+                    updated_at_ms: now,
+                };
+                hot.deliveries.insert(
+                    (event.id.raw(), d.id.raw()),
+                    codec::encode_delivery(&d).as_slice(),
+                )?;
+                if queue {
+                    hot.due.insert(
+                        (now, d.id.raw()),
+                        (acc, event.id.raw(), destination_id.raw()),
                     )?;
-                    let mut deliveries = Vec::with_capacity(destinations.len());
-                    {
-                        for destination_id in destinations {
-                            let d = Delivery {
-                                id: DeliveryId(raw_id_at(now)),
-                                event_id: event.id,
-                                account_id: event.account_id,
-                                destination_id,
-                                status: DeliveryStatus::Pending,
-                                attempts: 0,
-                                retry_base: 0,
-                                next_attempt_at_ms: Some(now),
-                                last_status_code: None,
-                                created_at_ms: now,
-                                updated_at_ms: now,
-                            };
-                            hot.deliveries.insert(
-                                (event.id.raw(), d.id.raw()),
-                                codec::encode_delivery(&d).as_slice(),
-                            )?;
-                            hot.due.insert(
-                                (now, d.id.raw()),
-                                (acc, event.id.raw(), destination_id.raw()),
-                            )?;
-                            deliveries.push(d);
-                        }
-                    }
-                    Ok(Appended::Stored {
-                        event_id: event.id,
-                        deliveries,
-                    })
-                },
-                hook,
-            )
-            .await
+                }
+                deliveries.push(d);
+            }
+            Ok(Appended::Stored {
+                event_id: event.id,
+                deliveries,
+            })
+        };
+        self.journal.submit_then(work, hook).await
     }
 
     pub fn event(&self, account: AccountId, id: EventId) -> Result<Option<Event>, StoreError> {

@@ -373,7 +373,12 @@ impl Store {
         self.list(account, after, limit)
     }
 
-    pub async fn delete_api_key(&self, account: AccountId, id: ApiKeyId) -> Result<(), StoreError> {
+    /// Revokes a key; returns its hash so caches can forget it.
+    pub async fn delete_api_key(
+        &self,
+        account: AccountId,
+        id: ApiKeyId,
+    ) -> Result<[u8; 32], StoreError> {
         self.journal
             .submit(move |batch| {
                 let txn = batch.txn();
@@ -384,7 +389,7 @@ impl Store {
                 let key: ApiKey = decode("api key", removed.value())?;
                 drop(removed);
                 txn.open_table(API_KEY_HASHES)?.remove(&key.hash)?;
-                Ok(())
+                Ok(key.hash)
             })
             .await
     }

@@ -7,4 +7,5 @@ mod delivery;
 mod durability;
 mod ingest;
 mod journal;
+mod messages;
 mod support;

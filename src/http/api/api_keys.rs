@@ -130,7 +130,8 @@ async fn delete_api_key(
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
-    state.store().delete_api_key(auth.account, id).await?;
+    let hash = state.store().delete_api_key(auth.account, id).await?;
+    state.catalog().forget_key(&hash);
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

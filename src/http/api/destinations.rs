@@ -14,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::api_keys::DeletedView;
+use super::events::{attempt_view, AttemptView};
 use super::{list_answer, rfc3339, validate_name, Envelope, ErrorBody, ListEnvelope, ListParams};
 use crate::config::DeliveryConfig;
 use crate::delivery::retry::RetryPolicy;
@@ -22,8 +23,10 @@ use crate::delivery::ssrf::{literal_host_ip, SsrfPolicy};
 use crate::http::auth::Auth;
 use crate::http::envelope::{ApiError, ApiJson, ApiPath, ApiQuery, Data, List};
 use crate::http::AppState;
-use crate::ids::{now_ms, DestinationId};
+use crate::ids::{now_ms, DestinationId, EventId, SourceId};
 use crate::model::{Destination, DestinationAuth, Ordering, SigningKey};
+use crate::model::{Event, Origin};
+use crate::store::deliveries::DueEntry;
 use crate::store::StoreError;
 
 pub const DEFAULT_TIMEOUT_MS: u32 = 15_000;
@@ -55,6 +58,150 @@ pub fn routes() -> OpenApiRouter<AppState> {
             update_destination,
             delete_destination
         ))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(test_destination))
+}
+
+/// Signing keys kept at most: the current one and rotated-out ones in their grace period.
+pub const MAX_SIGNING_KEYS: usize = 4;
+/// Default grace period of a rotated-out signing secret.
+pub const DEFAULT_ROTATION_GRACE_S: u64 = 24 * 3600;
+const MAX_ROTATION_GRACE_S: u64 = 7 * 24 * 3600;
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// How long the previous secret keeps signing beside the new one (default 86400, at most
+    /// 604800; 0 stops it at once).
+    pub grace_period_s: Option<u64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SecretRotated {
+    /// The new `whsec_…` secret; it signs from now on.
+    pub signing_secret: String,
+    /// Until when the previous secret also signs (its signature sits beside the new one in
+    /// `webhook-signature`); null when it stopped at once.
+    pub previous_secret_expires_at: Option<String>,
+}
+
+/// Rotate the signing secret. During the grace period every delivery carries signatures of
+/// both the new and the previous secret.
+#[utoipa::path(post, path = "/v1/destinations/{id}/rotate-secret", tag = "destinations",
+    request_body = RotateSecret,
+    params(("id" = String, Path, description = "dst_…")), security(("api_key" = [])),
+    responses((status = 200, body = Envelope<SecretRotated>), (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)))]
+async fn rotate_secret(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<DestinationId>,
+    body: axum::body::Bytes,
+) -> Result<Data<SecretRotated>, ApiError> {
+    auth.require_write()?;
+    let input: RotateSecret = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecret::default()
+    } else {
+        crate::http::envelope::parse_json(&body)?
+    };
+    let grace_s = input.grace_period_s.unwrap_or(DEFAULT_ROTATION_GRACE_S);
+    if grace_s > MAX_ROTATION_GRACE_S {
+        return Err(ApiError::invalid(
+            "grace_period_s",
+            format!("must be at most {MAX_ROTATION_GRACE_S}"),
+        ));
+    }
+    let new = SigningSecret::generate().expose().to_owned();
+    let now = now_ms();
+    let expires = (grace_s > 0).then(|| now + grace_s * 1000);
+    let secret = new.clone();
+    let destination = state
+        .store()
+        .update_destination(auth.account, id, move |d| {
+            let mut keys: Vec<SigningKey> = d
+                .signing_keys
+                .drain(..)
+                .filter(|k| k.expires_at_ms.is_none_or(|t| t > now))
+                .map(|mut k| {
+                    // The current key starts its grace period; older ones keep theirs.
+                    if k.expires_at_ms.is_none() {
+                        k.expires_at_ms = expires;
+                    }
+                    k
+                })
+                .filter(|k| k.expires_at_ms.is_some())
+                .collect();
+            keys.insert(
+                0,
+                SigningKey {
+                    secret,
+                    expires_at_ms: None,
+                },
+            );
+            keys.truncate(MAX_SIGNING_KEYS);
+            d.signing_keys = keys;
+            d.updated_at_ms = now;
+            Ok(())
+        })
+        .await?;
+    state
+        .scheduler()
+        .destination_changed(auth.account, destination.id);
+    Ok(Data::ok(SecretRotated {
+        signing_secret: new,
+        previous_secret_expires_at: expires.map(rfc3339),
+    }))
+}
+
+/// Send a `hookgate.test` event to the destination now and answer with the attempt. It is
+/// stored and logged like any delivery, and never retried.
+#[utoipa::path(post, path = "/v1/destinations/{id}/test", tag = "destinations",
+    params(("id" = String, Path, description = "dst_…")), security(("api_key" = [])),
+    responses((status = 200, body = Envelope<AttemptView>), (status = 404, body = ErrorBody)))]
+async fn test_destination(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiPath(id): ApiPath<DestinationId>,
+) -> Result<Data<AttemptView>, ApiError> {
+    auth.require_write()?;
+    let destination = state
+        .store()
+        .destination(auth.account, id)?
+        .ok_or_else(|| ApiError::not_found("destination"))?;
+    let event_id = EventId::new();
+    let now = now_ms();
+    let payload = serde_json::value::to_raw_value(&serde_json::json!({
+        "message": "A test event from hookgate.",
+        "destination_id": id,
+    }))
+    .map_err(|e| ApiError::internal(&e))?;
+    let event = Event {
+        id: event_id,
+        account_id: auth.account,
+        // Test sends come from no source; the nil id marks them.
+        source_id: SourceId(0),
+        origin: Origin::Outbound,
+        received_at_ms: now,
+        event_type: Some("hookgate.test".into()),
+        dedupe_key: None,
+        content_type: Some("application/json".into()),
+        headers: Vec::new(),
+        body: super::messages::envelope_body(event_id, "hookgate.test", now, &payload),
+    };
+    let delivery = state.store().append_unqueued_event(event, id).await?;
+    let entry = DueEntry {
+        due_ms: now,
+        delivery: delivery.id,
+        account: auth.account,
+        event: event_id,
+        destination: id,
+    };
+    let attempt = state
+        .scheduler()
+        .attempt_once(state.store(), entry, &destination)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    Ok(Data::ok(attempt_view(attempt)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

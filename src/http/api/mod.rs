@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod deliveries;
 pub mod destinations;
 pub mod events;
+pub mod messages;
 pub mod routes;
 pub mod sources;
 
@@ -69,6 +70,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(routes::routes())
         .merge(events::routes())
         .merge(deliveries::routes())
+        .merge(messages::routes())
         .merge(crate::http::ingest::routes())
 }
 
