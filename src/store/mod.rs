@@ -11,6 +11,7 @@
 //!   runs its full repair on open, which costs start-up time proportional to the file, not
 //!   correctness; quick-repair would add a write to every commit on the hot path.
 
+pub mod admin;
 pub mod codec;
 pub mod deliveries;
 pub mod events;

@@ -1,0 +1,1 @@
+//! Offline administration of the database file (the admin CLI): compaction.
