@@ -22,6 +22,9 @@ pub struct Account {
     pub id: AccountId,
     pub name: String,
     pub created_at_ms: u64,
+    /// Where hookgate sends the account's own notices (e.g. `endpoint.disabled`).
+    #[serde(default)]
+    pub notification_destination_id: Option<DestinationId>,
 }
 
 /// What an API key may do. Spelled as the contract spells it; underscores accepted on input.

@@ -62,8 +62,8 @@ pub struct Finished {
     pub succeeded: bool,
     /// The delivery's next queue entry, when it will be tried again.
     pub retry: Option<DueEntry>,
-    /// The destination was disabled by this attempt (410, or a health threshold).
-    pub disabled: bool,
+    /// Why this attempt disabled the destination (410, or a health threshold).
+    pub disabled: Option<String>,
     pub status_code: Option<u16>,
     pub duration: Duration,
     /// `delivered`, `retry`, `dead_letter`, or `dropped` (nothing left to deliver).
@@ -247,7 +247,7 @@ async fn run_with(
     let (Some(delivery), Some(event)) = (delivery, event) else {
         // Removed by retention while queued: nothing left to deliver.
         return Ok((
-            finished(false, None, false, None, Duration::ZERO, "dropped"),
+            finished(false, None, None, None, Duration::ZERO, "dropped"),
             None,
         ));
     };
@@ -277,7 +277,7 @@ async fn run_with(
         )
         .await?;
         return Ok((
-            finished(false, None, false, None, Duration::ZERO, "dead_letter"),
+            finished(false, None, None, None, Duration::ZERO, "dead_letter"),
             Some(attempt),
         ));
     };
@@ -330,7 +330,7 @@ async fn run_with(
         finished(
             outcome == "delivered",
             retry,
-            recorded.disabled.is_some(),
+            recorded.disabled.clone(),
             result.status_code,
             result.duration,
             outcome,

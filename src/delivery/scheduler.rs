@@ -39,7 +39,7 @@ pub struct SchedulerConfig {
 
 enum Command {
     Queue(Vec<DueEntry>),
-    Finished(Finished),
+    Finished(Box<Finished>),
     DestinationChanged(AccountId, DestinationId),
 }
 
@@ -48,6 +48,7 @@ enum Command {
 pub struct SchedulerHandle {
     tx: mpsc::UnboundedSender<Command>,
     in_flight: Arc<Mutex<HashSet<u128>>>,
+    fifo_blocked: Arc<Mutex<HashMap<DestinationId, DueEntry>>>,
     client: DeliveryClient,
     settings: AttemptSettings,
 }
@@ -73,6 +74,11 @@ impl SchedulerHandle {
         attempt::run_once(store, &self.client, &self.settings, entry, destination)
             .await
             .map(|(_, attempt)| attempt)
+    }
+
+    /// For a FIFO destination held back by a failing head: that delivery's next attempt.
+    pub fn fifo_blocked_by(&self, destination: DestinationId) -> Option<DueEntry> {
+        lock(&self.fifo_blocked).get(&destination).copied()
     }
 
     /// Whether an attempt of this delivery is running now (shown as `delivering`).
@@ -149,6 +155,7 @@ struct State {
     running: usize,
     queued: i64,
     in_flight: Arc<Mutex<HashSet<u128>>>,
+    fifo_blocked: Arc<Mutex<HashMap<DestinationId, DueEntry>>>,
     tx: mpsc::UnboundedSender<Command>,
     shutdown: Shutdown,
 }
@@ -165,6 +172,7 @@ pub fn spawn(
     let handle = SchedulerHandle {
         tx: tx.clone(),
         in_flight: Arc::default(),
+        fifo_blocked: Arc::default(),
         client: client.clone(),
         settings: config.attempt.clone(),
     };
@@ -184,6 +192,7 @@ pub fn spawn(
         running: 0,
         queued: 0,
         in_flight: handle.in_flight.clone(),
+        fifo_blocked: handle.fifo_blocked.clone(),
         tx,
         shutdown: shutdown.clone(),
     };
@@ -282,7 +291,7 @@ impl State {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Queue(entries) => self.queue(entries),
-            Command::Finished(f) => self.finished(f),
+            Command::Finished(f) => self.finished(*f),
             Command::DestinationChanged(account, id) => {
                 if self.lanes.contains_key(&id) {
                     if let Ok(destination) = self.load_destination(account, id) {
@@ -308,11 +317,13 @@ impl State {
         if f.outcome != "dropped" {
             self.metrics.duration.observe(f.duration.as_secs_f64());
         }
-        if f.disabled {
+        if let Some(reason) = &f.disabled {
             self.metrics.destinations_disabled.inc();
-            tracing::warn!(destination_id = %id, "Destination disabled automatically.");
+            tracing::warn!(destination_id = %id, reason = %reason, "Destination disabled automatically.");
+            self.notify_disabled(f.entry.account, id, reason.clone());
         }
-        let reload = if f.disabled {
+        self.track_fifo_head(&f);
+        let reload = if f.disabled.is_some() {
             self.load_destination(f.entry.account, id).ok()
         } else {
             None
@@ -326,6 +337,73 @@ impl State {
             self.queued += lane.queued() as i64 - before;
         }
         self.reschedule(id, None);
+    }
+
+    /// Remembers a FIFO destination whose head delivery is failing, for the API to show why
+    /// the destination is not advancing.
+    fn track_fifo_head(&self, f: &Finished) {
+        let fifo = self
+            .lanes
+            .get(&f.entry.destination)
+            .and_then(|l| l.destination())
+            .is_some_and(|d| d.ordering == crate::model::Ordering::Fifo);
+        let mut blocked = lock(&self.fifo_blocked);
+        match (&f.retry, fifo) {
+            (Some(next), true) => {
+                blocked.insert(f.entry.destination, *next);
+            }
+            _ => {
+                blocked.remove(&f.entry.destination);
+            }
+        }
+    }
+
+    /// Sends an `endpoint.disabled` message to the account's notification destination, if it
+    /// has one (and it is not the destination just disabled).
+    fn notify_disabled(&self, account: AccountId, destination: DestinationId, reason: String) {
+        let store = self.store.clone();
+        self.shutdown.tracker().spawn(async move {
+            let target = match store.account(account) {
+                Ok(Some(a)) => a.notification_destination_id,
+                _ => None,
+            };
+            let Some(target) = target.filter(|t| *t != destination) else {
+                return;
+            };
+            let id = crate::ids::EventId::new();
+            let now = now_ms();
+            let payload = serde_json::json!({
+                "destination_id": destination,
+                "reason": reason,
+            });
+            let Ok(payload) = serde_json::value::to_raw_value(&payload) else {
+                return;
+            };
+            let event = crate::model::Event {
+                id,
+                account_id: account,
+                // hookgate's own notices come from no source; the nil id marks them.
+                source_id: crate::ids::SourceId(0),
+                origin: crate::model::Origin::Outbound,
+                received_at_ms: now,
+                event_type: Some("endpoint.disabled".into()),
+                dedupe_key: None,
+                content_type: Some("application/json".into()),
+                headers: Vec::new(),
+                body: crate::http::api::messages::envelope_body(
+                    id,
+                    "endpoint.disabled",
+                    now,
+                    &payload,
+                ),
+            };
+            if let Err(e) = store
+                .append_event(event, vec![target], Duration::ZERO)
+                .await
+            {
+                tracing::error!(error = %e, "Could not queue the endpoint.disabled notification.");
+            }
+        });
     }
 
     fn reschedule(&mut self, id: DestinationId, hint: Option<u64>) {
@@ -397,14 +475,14 @@ impl State {
                                 due_ms: now_ms() + RECORD_FAILURE_BACKOFF_MS,
                                 ..entry
                             }),
-                            disabled: false,
+                            disabled: None,
                             status_code: None,
                             duration: Duration::ZERO,
                             outcome: "unrecorded",
                         }
                     }
                 };
-            let _ = tx.send(Command::Finished(finished));
+            let _ = tx.send(Command::Finished(Box::new(finished)));
         });
     }
 }

@@ -336,6 +336,40 @@ impl Store {
             .await
     }
 
+    /// Changes an account's settings; `set_notification` checks the destination exists in the
+    /// same transaction.
+    pub async fn set_notification_destination(
+        &self,
+        id: AccountId,
+        destination: Option<DestinationId>,
+    ) -> Result<Account, StoreError> {
+        self.journal
+            .submit(move |batch| {
+                let txn = batch.txn();
+                if let Some(d) = destination {
+                    if txn
+                        .open_table(DESTINATIONS)?
+                        .get((id.raw(), d.raw()))?
+                        .is_none()
+                    {
+                        return Err(StoreError::invalid(
+                            "notification_destination_id",
+                            "no such destination",
+                        ));
+                    }
+                }
+                let mut table = txn.open_table(ACCOUNTS)?;
+                let mut account: Account = match table.get(id.raw())? {
+                    Some(v) => decode("account", v.value())?,
+                    None => return Err(StoreError::NotFound("account")),
+                };
+                account.notification_destination_id = destination;
+                table.insert(id.raw(), codec::encode(&account).as_slice())?;
+                Ok(account)
+            })
+            .await
+    }
+
     pub fn account(&self, id: AccountId) -> Result<Option<Account>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(ACCOUNTS)?;

@@ -468,6 +468,12 @@ async fn ssrf_guard_blocks_private_addresses_at_connect_time() {
     for (name, url) in [
         ("ip", format!("http://127.0.0.1:{port}/")),
         ("name", format!("http://localhost:{port}/")),
+        ("private", "http://10.1.2.3/".to_owned()),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data".to_owned(),
+        ),
+        ("ipv6-loopback", format!("http://[::1]:{port}/")),
     ] {
         let d = api
             .post(
@@ -488,7 +494,8 @@ async fn ssrf_guard_blocks_private_addresses_at_connect_time() {
     let gw = TestGateway::start_with(dir, |c| c.delivery.allow_private_networks = false).await;
     let api = gw.client().with_key(&key);
     let event = ingest(&api, &path, "{}").await;
-    let a = attempts(&api, &event, 2).await;
+    let a = attempts(&api, &event, 5).await;
+    assert_eq!(a.len(), 5, "one attempt per destination");
     for attempt in &a {
         assert!(attempt["status_code"].is_null(), "{attempt:?}");
         assert_eq!(attempt["error"], "ssrf_blocked", "{attempt:?}");
@@ -526,6 +533,103 @@ async fn deliveries_queued_before_a_restart_are_delivered_after_it() {
     let api = gw.client().with_key(&key);
     until(&api, &format!("/v1/events/{event}"), |b| {
         b["data"]["status"] == "delivered"
+    })
+    .await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn consecutive_dead_letters_disable_the_destination_and_notify_the_account() {
+    let mut failing = TestReceiver::start(vec![]).await;
+    failing.set_default(Reply::status(500));
+    let mut notices = TestReceiver::start(vec![]).await;
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.delivery.auto_disable_after_dead_letters = 2;
+    })
+    .await;
+    let s = setup(
+        &gw,
+        json!({"url": failing.url("/"), "retry": {"schedule": ["20ms"], "jitter": false}}),
+    )
+    .await;
+    let dst = s.destination["id"].as_str().unwrap().to_owned();
+    let notify = s
+        .api
+        .post(
+            "/v1/destinations",
+            json!({"name": "ops", "url": notices.url("/ops")}),
+        )
+        .await;
+    let p = s
+        .api
+        .patch(
+            "/v1/account",
+            json!({"notification_destination_id": notify.data()["id"]}),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    assert_eq!(p.data()["notification_destination_id"], notify.data()["id"]);
+    assert_eq!(
+        s.api
+            .patch(
+                "/v1/account",
+                json!({"notification_destination_id": "dst_01JD3X0Q4W8N7T5Y2B9C6K1M0P"})
+            )
+            .await
+            .status,
+        422
+    );
+
+    ingest(&s.api, &s.ingest, r#"{"n":1}"#).await;
+    ingest(&s.api, &s.ingest, r#"{"n":2}"#).await;
+    let d = until(&s.api, &format!("/v1/destinations/{dst}"), |b| {
+        b["data"]["enabled"] == false
+    })
+    .await;
+    assert!(
+        d["data"]["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .contains("2 consecutive"),
+        "{d}"
+    );
+    let r = notices.next(WAIT).await.expect("the account is notified");
+    let body: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(body["type"], "endpoint.disabled");
+    assert_eq!(body["data"]["destination_id"], dst.as_str());
+    assert!(verify_signature(
+        notify.data()["signing_secret"].as_str().unwrap(),
+        &r
+    ));
+    let n = s.api.get("/v1/notices").await;
+    assert_eq!(n.data()[0]["type"], "endpoint.disabled");
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn a_fifo_destination_shows_the_failing_head_that_blocks_it() {
+    let mut rx = TestReceiver::start(vec![Reply::status(503)]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "ordering": "fifo",
+                              "retry": {"schedule": ["1s"], "jitter": false}}),
+    )
+    .await;
+    let dst = s.destination["id"].as_str().unwrap().to_owned();
+    let first = ingest(&s.api, &s.ingest, r#"{"n":1}"#).await;
+    ingest(&s.api, &s.ingest, r#"{"n":2}"#).await;
+    assert_eq!(rx.next(WAIT).await.unwrap().answered, 503);
+    let d = until(&s.api, &format!("/v1/destinations/{dst}"), |b| {
+        b["data"]["blocked_by"].is_object()
+    })
+    .await;
+    assert_eq!(d["data"]["blocked_by"]["event_id"], first.as_str());
+    // Once the head goes through, nothing blocks.
+    rx.next(WAIT).await.unwrap();
+    rx.next(WAIT).await.unwrap();
+    until(&s.api, &format!("/v1/destinations/{dst}"), |b| {
+        b["data"].get("blocked_by").is_none()
     })
     .await;
     gw.stop().await;

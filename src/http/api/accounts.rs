@@ -10,14 +10,40 @@ use super::{rfc3339, validate_name, Envelope, ErrorBody};
 use crate::http::auth::{Auth, Operator};
 use crate::http::envelope::{ApiError, ApiJson, Data};
 use crate::http::AppState;
-use crate::ids::{now_ms, AccountId};
+use crate::ids::{now_ms, AccountId, DestinationId};
 use crate::model::{Account, Scope};
 use crate::store::{Store, StoreError};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(create_account))
-        .routes(routes!(get_account))
+        .routes(routes!(get_account, update_account))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountPatch {
+    /// Destination that receives hookgate's notices about this account (e.g.
+    /// `endpoint.disabled`) as signed webhooks; null turns them off.
+    #[schema(value_type = Option<String>)]
+    pub notification_destination_id: Option<DestinationId>,
+}
+
+/// Change the account's settings.
+#[utoipa::path(patch, path = "/v1/account", tag = "accounts", request_body = AccountPatch,
+    security(("api_key" = [])),
+    responses((status = 200, body = Envelope<AccountView>), (status = 422, body = ErrorBody)))]
+async fn update_account(
+    State(state): State<AppState>,
+    auth: Auth,
+    ApiJson(patch): ApiJson<AccountPatch>,
+) -> Result<Data<AccountView>, ApiError> {
+    auth.require_write()?;
+    let account = state
+        .store()
+        .set_notification_destination(auth.account, patch.notification_destination_id)
+        .await?;
+    Ok(Data::ok(view(account)))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -31,6 +57,7 @@ pub struct AccountView {
     pub id: AccountId,
     pub name: String,
     pub created_at: String,
+    pub notification_destination_id: Option<DestinationId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,6 +72,7 @@ fn view(a: Account) -> AccountView {
         id: a.id,
         name: a.name,
         created_at: rfc3339(a.created_at_ms),
+        notification_destination_id: a.notification_destination_id,
     }
 }
 
@@ -55,6 +83,7 @@ pub async fn create(store: &Store, name: String) -> Result<(Account, String), St
         id: AccountId::new(),
         name,
         created_at_ms: now,
+        notification_destination_id: None,
     };
     let (key, secret) = mint(account.id, "default".into(), Scope::Full, now);
     store.create_account(account.clone(), key).await?;

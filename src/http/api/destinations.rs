@@ -259,6 +259,13 @@ where
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct BlockedBy {
+    pub delivery_id: crate::ids::DeliveryId,
+    pub event_id: EventId,
+    pub next_attempt_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct DestinationView {
     pub id: DestinationId,
     pub name: String,
@@ -276,6 +283,9 @@ pub struct DestinationView {
     pub disabled_reason: Option<String>,
     /// `whsec_…`: the key receivers use to verify the `webhook-signature` header.
     pub signing_secret: String,
+    /// FIFO destinations only: the failing delivery at the head that holds the others back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocked_by: Option<BlockedBy>,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -299,6 +309,7 @@ pub fn view(d: Destination) -> DestinationView {
             .first()
             .map(|k| k.secret.clone())
             .unwrap_or_default(),
+        blocked_by: None,
         created_at: rfc3339(d.created_at_ms),
         updated_at: rfc3339(d.updated_at_ms),
     }
@@ -493,7 +504,14 @@ async fn get_destination(
         .store()
         .destination(auth.account, id)?
         .ok_or_else(|| ApiError::not_found("destination"))?;
-    Ok(Data::ok(view(destination)))
+    let blocked = state.scheduler().fifo_blocked_by(id);
+    let mut v = view(destination);
+    v.blocked_by = blocked.map(|e| BlockedBy {
+        delivery_id: e.delivery,
+        event_id: e.event,
+        next_attempt_at: rfc3339(e.due_ms),
+    });
+    Ok(Data::ok(v))
 }
 
 /// Change a destination. Fields left out keep their values.
