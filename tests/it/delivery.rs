@@ -540,7 +540,7 @@ async fn deliveries_queued_before_a_restart_are_delivered_after_it() {
 
 #[tokio::test]
 async fn consecutive_dead_letters_disable_the_destination_and_notify_the_account() {
-    let mut failing = TestReceiver::start(vec![]).await;
+    let failing = TestReceiver::start(vec![]).await;
     failing.set_default(Reply::status(500));
     let mut notices = TestReceiver::start(vec![]).await;
     let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
