@@ -99,6 +99,21 @@ impl Lane {
         }
     }
 
+    /// A disabled destination's lane keeps nothing in memory: its deliveries stay queued on
+    /// disk only, and are loaded again when it is re-enabled. A long-disabled destination with
+    /// a large backlog must not cost memory or per-event work.
+    pub fn parks(&self) -> bool {
+        self.destination.as_ref().is_some_and(|d| !d.enabled)
+    }
+
+    /// Drops the in-memory queue (the entries remain on disk); returns how many.
+    pub fn park(&mut self) -> usize {
+        let n = self.pending.len();
+        self.pending.clear();
+        self.keys.clear();
+        n
+    }
+
     pub fn destination(&self) -> Option<&Arc<Destination>> {
         self.destination.as_ref()
     }

@@ -277,6 +277,9 @@ impl State {
                 continue;
             }
             let lane = self.lane(e.account, e.destination);
+            if lane.parks() {
+                continue;
+            }
             let before = lane.queued() as i64;
             lane.insert(e);
             let after = lane.queued() as i64;
@@ -288,20 +291,35 @@ impl State {
         }
     }
 
+    /// New settings for a destination. Re-enabling one loads its queue back from disk.
+    fn destination_changed(&mut self, account: AccountId, id: DestinationId) {
+        let Ok(destination) = self.load_destination(account, id) else {
+            return;
+        };
+        let was_parked = self.lanes.get(&id).is_none_or(Lane::parks);
+        let enabled = destination.as_ref().is_some_and(|d| d.enabled);
+        if let Some(lane) = self.lanes.get_mut(&id) {
+            lane.reconfigure(destination);
+            if lane.parks() {
+                self.queued -= lane.park() as i64;
+            }
+        }
+        if was_parked && enabled {
+            match self.store.due_for_destination(id) {
+                Ok(entries) => self.queue(entries),
+                Err(e) => {
+                    tracing::error!(destination_id = %id, error = %e, "Cannot reload the queue of a re-enabled destination; it resumes at the next start.");
+                }
+            }
+        }
+        self.reschedule(id, None);
+    }
+
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Queue(entries) => self.queue(entries),
             Command::Finished(f) => self.finished(*f),
-            Command::DestinationChanged(account, id) => {
-                if self.lanes.contains_key(&id) {
-                    if let Ok(destination) = self.load_destination(account, id) {
-                        if let Some(lane) = self.lanes.get_mut(&id) {
-                            lane.reconfigure(destination);
-                        }
-                    }
-                    self.reschedule(id, None);
-                }
-            }
+            Command::DestinationChanged(account, id) => self.destination_changed(account, id),
         }
     }
 
@@ -333,6 +351,7 @@ impl State {
             lane.finished(f.succeeded, f.retry);
             if let Some(destination) = reload {
                 lane.reconfigure(destination);
+                lane.park();
             }
             self.queued += lane.queued() as i64 - before;
         }

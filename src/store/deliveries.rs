@@ -103,6 +103,19 @@ impl Store {
         Ok(out)
     }
 
+    /// The queued deliveries of one destination (a scan of the queue: for re-enabling a
+    /// destination, whose deliveries are not held in memory while it is disabled).
+    pub fn due_for_destination(
+        &self,
+        destination: DestinationId,
+    ) -> Result<Vec<DueEntry>, StoreError> {
+        Ok(self
+            .load_due()?
+            .into_iter()
+            .filter(|e| e.destination == destination)
+            .collect())
+    }
+
     pub fn delivery(&self, event: EventId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(DELIVERIES)?;
