@@ -36,7 +36,7 @@ fn bench(c: &mut Criterion) {
         dedupe_key: None,
         content_type: None,
         headers: vec![],
-        body: vec![b'x'; 1024],
+        body: vec![b'x'; 1024].into(),
     };
 
     let mut group = c.benchmark_group("journal_append_1KiB");

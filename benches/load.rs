@@ -112,7 +112,7 @@ async fn raw_journal(secs: u64) -> Sample {
                         dedupe_key: None,
                         content_type: Some("application/json".into()),
                         headers: vec![("content-type".into(), b"application/json".to_vec())],
-                        body: body(n),
+                        body: body(n).into(),
                     };
                     n += 1;
                     let t0 = Instant::now();

@@ -206,7 +206,8 @@ pub struct Event {
     pub content_type: Option<String>,
     /// Request headers kept with the event (hop-by-hop and credentials dropped).
     pub headers: Vec<(String, Vec<u8>)>,
-    pub body: Vec<u8>,
+    /// Shared, not copied: the request body as read, stored and later sent.
+    pub body: bytes::Bytes,
 }
 
 /// An event without headers and body: what listings and the scheduler's bookkeeping need.

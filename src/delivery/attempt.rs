@@ -13,7 +13,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
-use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::client::{AttemptResult, DeliveryClient, OutboundRequest};
@@ -156,7 +155,7 @@ pub fn build_request(
     OutboundRequest {
         url: destination.url.clone(),
         headers,
-        body: Bytes::from(event.body.clone()),
+        body: event.body.clone(),
         timeout: Duration::from_millis(u64::from(destination.timeout_ms)),
     }
 }

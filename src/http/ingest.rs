@@ -191,7 +191,7 @@ async fn ingest(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         headers: kept_headers(&headers),
-        body: body.into(),
+        body,
     };
     let appended = state
         .store()

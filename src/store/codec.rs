@@ -206,7 +206,7 @@ pub fn decode_event(bytes: &[u8], account: AccountId, id: EventId) -> Result<Eve
         headers.push((name, r.take(len)?.to_vec()));
     }
     let len = r.u32()? as usize;
-    let body = r.take(len)?.to_vec();
+    let body = bytes::Bytes::copy_from_slice(r.take(len)?);
     r.finish()?;
     Ok(Event {
         id: meta.id,
@@ -316,7 +316,7 @@ mod tests {
             dedupe_key: Some("evt_1".into()),
             content_type: None,
             headers: vec![("stripe-signature".into(), b"t=1,v1=ab".to_vec())],
-            body: b"{\"id\":\"evt_1\"}\xff".to_vec(),
+            body: bytes::Bytes::from_static(b"{\"id\":\"evt_1\"}\xff"),
         }
     }
 

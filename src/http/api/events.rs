@@ -139,7 +139,7 @@ fn view(e: Event, status: EventStatus) -> EventView {
             })
             .or_insert_with(|| value.into_owned());
     }
-    let (body, body_base64) = match String::from_utf8(e.body) {
+    let (body, body_base64) = match String::from_utf8(e.body.to_vec()) {
         Ok(s) => (Some(s), None),
         Err(e) => (
             None,

@@ -80,7 +80,7 @@ pub fn envelope_body(
     event_type: &str,
     created_at_ms: u64,
     payload: &serde_json::value::RawValue,
-) -> Vec<u8> {
+) -> bytes::Bytes {
     #[derive(Serialize)]
     struct Body<'a> {
         id: EventId,
@@ -97,6 +97,7 @@ pub fn envelope_body(
     })
     // Raw JSON and plain strings always serialise.
     .unwrap_or_default()
+    .into()
 }
 
 /// Send a message to every destination subscribed to its event type. Answers 202 once the
