@@ -3,12 +3,9 @@
 
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 
-use crate::support::receiver::{Received, Reply, TestReceiver};
+use crate::support::receiver::{signed_by, Received, Reply, TestReceiver};
 use crate::support::{Api, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -82,26 +79,6 @@ async fn attempts(api: &Api, event: &str, n: usize) -> Vec<Value> {
     body["data"].as_array().unwrap().clone()
 }
 
-fn verify_signature(secret: &str, r: &Received) -> bool {
-    let key = base64::engine::general_purpose::STANDARD
-        .decode(secret.strip_prefix("whsec_").unwrap())
-        .unwrap();
-    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
-    mac.update(
-        format!(
-            "{}.{}.",
-            r.header("webhook-id"),
-            r.header("webhook-timestamp")
-        )
-        .as_bytes(),
-    );
-    mac.update(&r.body);
-    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
-    r.header("webhook-signature")
-        .split(' ')
-        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
-}
-
 #[tokio::test]
 async fn delivered_on_first_try_byte_for_byte_signed_and_logged() {
     let mut rx = TestReceiver::start(vec![Reply::status(200).body("thanks")]).await;
@@ -130,7 +107,7 @@ async fn delivered_on_first_try_byte_for_byte_signed_and_logged() {
     );
     assert_eq!(r.header("x-team"), "billing");
     assert_eq!(r.header("authorization"), "Bearer tok");
-    assert!(verify_signature(
+    assert!(signed_by(
         s.destination["signing_secret"].as_str().unwrap(),
         &r
     ));
@@ -597,7 +574,7 @@ async fn consecutive_dead_letters_disable_the_destination_and_notify_the_account
     let body: Value = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(body["type"], "endpoint.disabled");
     assert_eq!(body["data"]["destination_id"], dst.as_str());
-    assert!(verify_signature(
+    assert!(signed_by(
         notify.data()["signing_secret"].as_str().unwrap(),
         &r
     ));

@@ -68,6 +68,30 @@ impl Received {
     }
 }
 
+/// Whether `r` carries a Standard Webhooks v1 signature by `secret` (`whsec_…`): HMAC-SHA256
+/// of "{webhook-id}.{webhook-timestamp}.{body}", computed here independently of hookgate.
+pub fn signed_by(secret: &str, r: &Received) -> bool {
+    use base64::Engine as _;
+    use hmac::{Hmac, Mac};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(secret.strip_prefix("whsec_").unwrap())
+        .unwrap();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).unwrap();
+    mac.update(
+        format!(
+            "{}.{}.",
+            r.header("webhook-id"),
+            r.header("webhook-timestamp")
+        )
+        .as_bytes(),
+    );
+    mac.update(&r.body);
+    let expected = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    r.header("webhook-signature")
+        .split(' ')
+        .any(|s| s.strip_prefix("v1,") == Some(expected.as_str()))
+}
+
 pub struct TestReceiver {
     pub addr: SocketAddr,
     script: Arc<Mutex<VecDeque<Reply>>>,
