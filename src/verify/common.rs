@@ -214,9 +214,98 @@ pub(crate) fn parse_json(body: &[u8]) -> Option<Value> {
     serde_json::from_slice(body).ok()
 }
 
+/// The string values of top-level `keys` of a JSON object body, each as an index key.
+///
+/// The hot path of every provider that reads its event type from the body: unlike
+/// [`parse_json`], nothing else in the body is materialised (other values are skipped as
+/// `IgnoredAny`), so a large payload costs a scan, not a tree of allocations. A body that is
+/// not a JSON object yields all `None`.
+pub(crate) fn top_level_strings<const N: usize>(
+    body: &[u8],
+    keys: [&str; N],
+) -> [Option<String>; N] {
+    use std::borrow::Cow;
+    use std::fmt;
+
+    use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+
+    struct Fields<'k, const N: usize>(&'k [&'k str; N]);
+
+    impl<'de, const N: usize> Visitor<'de> for Fields<'_, N> {
+        type Value = [Option<String>; N];
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out: [Option<String>; N] = std::array::from_fn(|_| None);
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                match self.0.iter().position(|k| *k == key) {
+                    Some(i) if out[i].is_none() => {
+                        // A non-string value under a wanted key is simply not usable.
+                        let value: serde_json::Value = map.next_value()?;
+                        out[i] = value.as_str().and_then(index_key);
+                    }
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+            }
+            Ok(out)
+        }
+    }
+
+    impl<'de, const N: usize> DeserializeSeed<'de> for Fields<'_, N> {
+        type Value = [Option<String>; N];
+
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_map(self)
+        }
+    }
+
+    let mut de = serde_json::Deserializer::from_slice(body);
+    Fields(&keys)
+        .deserialize(&mut de)
+        .ok()
+        .filter(|_| de.end().is_ok())
+        .unwrap_or_else(|| std::array::from_fn(|_| None))
+}
+
 /// String at an RFC 6901 pointer, as an index key.
 pub(crate) fn json_key(value: &Value, pointer: &str) -> Option<String> {
     value.pointer(pointer)?.as_str().and_then(index_key)
+}
+
+#[cfg(test)]
+mod top_level_tests {
+    use super::*;
+
+    #[test]
+    fn top_level_strings_reads_only_top_level_string_fields() {
+        let body = br#"{"data":{"type":"nested"},"id":"evt_1","type":"invoice.paid","n":[1,2,{"x":null}]}"#;
+        assert_eq!(
+            top_level_strings(body, ["type", "id", "missing"]),
+            [Some("invoice.paid".into()), Some("evt_1".into()), None]
+        );
+        assert_eq!(top_level_strings(br#"{"type":7}"#, ["type"]), [None]);
+        assert_eq!(
+            top_level_strings(br#"{"type":"a\u0041"}"#, ["type"]),
+            [Some("aA".into())]
+        );
+        for bad in [
+            &b"not json"[..],
+            b"[1,2]",
+            b"{\"type\":\"a\"",
+            b"{\"type\":\"a\"} trailing",
+            b"",
+        ] {
+            assert_eq!(top_level_strings(bad, ["type"]), [None], "{bad:?}");
+        }
+        // The same answers as the general path.
+        let v = parse_json(body).unwrap();
+        assert_eq!(json_key(&v, "/type"), top_level_strings(body, ["type"])[0]);
+    }
 }
 
 #[cfg(test)]

@@ -54,8 +54,7 @@ impl Verifier for GithubVerifier {
             return Err(VerifyError::SignatureMismatch);
         }
         let event_type = common::header_key(req.headers, &EVENT).and_then(|event| {
-            let action = common::parse_json(req.body)
-                .and_then(|json| json.get("action")?.as_str().map(str::to_owned));
+            let [action] = common::top_level_strings(req.body, ["action"]);
             match action {
                 // Re-checked as a whole: the combination may exceed the cap.
                 Some(action) => common::index_key(&format!("{event}.{action}")),

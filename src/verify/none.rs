@@ -19,7 +19,7 @@ impl Verifier for NoneVerifier {
     }
 
     fn verify(&self, req: &Unverified<'_>) -> Result<Verified, VerifyError> {
-        let event_type = common::parse_json(req.body).and_then(|v| common::json_key(&v, "/type"));
+        let [event_type] = common::top_level_strings(req.body, ["type"]);
         Ok(Verified::new(Provider::None, event_type, None))
     }
 }

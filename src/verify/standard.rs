@@ -167,7 +167,7 @@ impl Verifier for StandardVerifier {
             return Err(VerifyError::SignatureMismatch);
         }
         common::check_tolerance(timestamp, req.now_unix_s, self.tolerance_s)?;
-        let event_type = common::parse_json(req.body).and_then(|v| common::json_key(&v, "/type"));
+        let [event_type] = common::top_level_strings(req.body, ["type"]);
         let delivery_id = std::str::from_utf8(id).ok().and_then(common::index_key);
         Ok(Verified::new(
             Provider::StandardWebhooks,

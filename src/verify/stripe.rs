@@ -106,13 +106,8 @@ impl Verifier for StripeVerifier {
             return Err(VerifyError::SignatureMismatch);
         }
         common::check_tolerance(header.timestamp, req.now_unix_s, self.tolerance_s)?;
-        let json = common::parse_json(req.body);
-        let field = |pointer| json.as_ref().and_then(|v| common::json_key(v, pointer));
-        Ok(Verified::new(
-            Provider::Stripe,
-            field("/type"),
-            field("/id"),
-        ))
+        let [event_type, id] = common::top_level_strings(req.body, ["type", "id"]);
+        Ok(Verified::new(Provider::Stripe, event_type, id))
     }
 }
 
