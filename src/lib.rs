@@ -21,6 +21,7 @@ pub mod config;
 pub mod delivery;
 pub mod http;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod routing;
 pub mod shutdown;
@@ -110,6 +111,10 @@ pub async fn run(
     let listen = listeners.main.local_addr().map_err(RunError::Listener)?;
     let catalog = catalog::Catalog::load(&store)?;
     let scheduler = start_delivery(&config, &store, &registry, &shutdown)?;
+    registry.register(Box::new(metrics::GatewayCollector::new(
+        store.clone(),
+        scheduler.clone(),
+    )?))?;
     let state = http::AppState::new(config.clone(), store.clone(), registry, catalog, scheduler)?;
     tracing::info!(%listen, db = %store.path().display(), "Listening.");
     on_ready(ReadyInfo {

@@ -15,7 +15,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use prometheus::{Histogram, HistogramOpts, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
 use tokio::sync::mpsc;
 
 use super::attempt::{self, AttemptSettings, Finished};
@@ -81,6 +81,11 @@ impl SchedulerHandle {
         lock(&self.fifo_blocked).get(&destination).copied()
     }
 
+    /// Attempts running now.
+    pub fn in_flight_count(&self) -> usize {
+        lock(&self.in_flight).len()
+    }
+
     /// Whether an attempt of this delivery is running now (shown as `delivering`).
     pub fn is_in_flight(&self, delivery: DeliveryId) -> bool {
         lock(&self.in_flight).contains(&delivery.raw())
@@ -97,8 +102,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct DeliveryMetrics {
     deliveries: IntCounterVec,
     duration: Histogram,
-    queue_depth: IntGaugeVec,
-    destinations_disabled: IntGauge,
+    auto_disabled: IntCounter,
 }
 
 impl DeliveryMetrics {
@@ -119,26 +123,17 @@ impl DeliveryMetrics {
                 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
             ]),
         )?;
-        let queue_depth = IntGaugeVec::new(
-            Opts::new(
-                "hookgate_queue_depth",
-                "Deliveries by state: queued (pending or retry scheduled) and delivering.",
-            ),
-            &["state"],
-        )?;
-        let destinations_disabled = IntGauge::new(
-            "hookgate_destinations_disabled_by_hookgate_total",
-            "Destinations hookgate disabled automatically since start.",
+        let auto_disabled = IntCounter::new(
+            "hookgate_destinations_auto_disabled_total",
+            "Destinations hookgate disabled on its own (410 Gone, failing too long, dead letters).",
         )?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(queue_depth.clone()))?;
-        registry.register(Box::new(destinations_disabled.clone()))?;
+        registry.register(Box::new(auto_disabled.clone()))?;
         Ok(Self {
             deliveries,
             duration,
-            queue_depth,
-            destinations_disabled,
+            auto_disabled,
         })
     }
 }
@@ -211,14 +206,6 @@ impl State {
                 self.handle(cmd);
             }
             self.dispatch();
-            self.metrics
-                .queue_depth
-                .with_label_values(&["queued"])
-                .set(self.queued);
-            self.metrics
-                .queue_depth
-                .with_label_values(&["delivering"])
-                .set(self.running as i64);
             let next = if self.running < self.config.max_in_flight_total {
                 self.wake.first().map(|(t, _)| *t)
             } else {
@@ -336,7 +323,7 @@ impl State {
             self.metrics.duration.observe(f.duration.as_secs_f64());
         }
         if let Some(reason) = &f.disabled {
-            self.metrics.destinations_disabled.inc();
+            self.metrics.auto_disabled.inc();
             tracing::warn!(destination_id = %id, reason = %reason, "Destination disabled automatically.");
             self.notify_disabled(f.entry.account, id, reason.clone());
         }

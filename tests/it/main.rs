@@ -9,4 +9,5 @@ mod durability;
 mod ingest;
 mod journal;
 mod messages;
+mod metrics;
 mod support;
