@@ -114,6 +114,17 @@ pub struct RawServer {
     pub header_read_timeout_ms: u64,
     pub request_timeout_ms: u64,
     pub shutdown_grace_s: u64,
+    /// Absent: plain HTTP (the default, for local use).
+    pub tls: Option<RawTls>,
+}
+
+/// `[server.tls]`: PEM file paths. Both default to empty so a missing one is reported by
+/// `from_raw` under its own key path, not as a bare serde "missing field".
+#[derive(Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -191,6 +202,7 @@ impl Default for RawServer {
             header_read_timeout_ms: 10_000,
             request_timeout_ms: 30_000,
             shutdown_grace_s: 30,
+            tls: None,
         }
     }
 }
@@ -244,6 +256,19 @@ pub struct ServerConfig {
     /// Bounds a whole request, so one stuck handler cannot hold the drain.
     pub request_timeout: Duration,
     pub shutdown_grace: Duration,
+    /// `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// Where the main listener's TLS material lives. The files were read and checked (certificate
+/// parses, key matches it) when this was validated; they are read again at start-up and on
+/// every SIGHUP, so the validated struct holds paths, never key material.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsConfig {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) matching the leaf.
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -376,6 +401,33 @@ impl Config {
         }
         if raw.server.shutdown_grace_s > 3600 {
             bad("server.shutdown_grace_s", "must be at most 3600".into());
+        }
+        let tls = raw.server.tls.map(|t| TlsConfig {
+            cert: t.cert,
+            key: t.key,
+        });
+        if let Some(t) = &tls {
+            let cert_missing = t.cert.as_os_str().is_empty();
+            let key_missing = t.key.as_os_str().is_empty();
+            if cert_missing {
+                bad(
+                    "server.tls.cert",
+                    "must be set to a PEM certificate file".into(),
+                );
+            }
+            if key_missing {
+                bad(
+                    "server.tls.key",
+                    "must be set to a PEM private key file".into(),
+                );
+            }
+            // Loading both here is what makes `check-config` (and a start with a bad pair)
+            // fail before any port is bound. Messages name files, never their contents.
+            if !cert_missing && !key_missing {
+                for e in crate::http::tls::check(t).err().unwrap_or_default() {
+                    bad(e.config_key(), crate::http::tls::render_chain(&e));
+                }
+            }
         }
 
         if raw.storage.data_dir.as_os_str().is_empty() {
@@ -529,6 +581,7 @@ impl Config {
                 header_read_timeout: Duration::from_millis(raw.server.header_read_timeout_ms),
                 request_timeout: Duration::from_millis(raw.server.request_timeout_ms),
                 shutdown_grace: Duration::from_secs(raw.server.shutdown_grace_s),
+                tls,
             },
             storage: StorageConfig {
                 data_dir: raw.storage.data_dir,
@@ -697,6 +750,47 @@ format = "xml"
             assert!(!err.contains("SECRET"), "{err}");
             assert!(err.contains("invalid type"), "{err}");
         }
+    }
+
+    #[test]
+    fn tls_is_off_unless_its_table_is_present() {
+        assert_eq!(Config::default().server.tls, None);
+    }
+
+    #[test]
+    fn an_empty_tls_table_names_both_missing_keys() {
+        let raw = Config::parse_raw(Path::new("x.toml"), "[server.tls]\n").unwrap();
+        let ConfigError::Invalid(problems) = Config::from_raw(raw, &no_env).unwrap_err() else {
+            panic!("expected Invalid");
+        };
+        let keys: Vec<_> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert_eq!(keys, ["server.tls.cert", "server.tls.key"]);
+    }
+
+    #[test]
+    fn unreadable_tls_files_are_each_reported_under_their_key_with_their_path() {
+        let text = "[server.tls]\ncert = \"/nonexistent/hg/cert.pem\"\nkey = \"/nonexistent/hg/key.pem\"\n";
+        let raw = Config::parse_raw(Path::new("x.toml"), text).unwrap();
+        let err = Config::from_raw(raw, &no_env).unwrap_err().to_string();
+        assert!(
+            err.contains("server.tls.cert: cannot read /nonexistent/hg/cert.pem: "),
+            "{err}"
+        );
+        assert!(
+            err.contains("server.tls.key: cannot read /nonexistent/hg/key.pem: "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_tls_key_is_an_error() {
+        let err = Config::parse_raw(
+            Path::new("x.toml"),
+            "[server.tls]\ncert = \"c\"\nkey = \"k\"\nchain = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `chain`"), "{err}");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! - [`config`]: `RawConfig` (the TOML file) → validated, frozen [`Config`].
 //! - [`store`]: the `Store` boundary over redb; [`store::journal`] is the single writer with
 //!   group commit that every write goes through.
-//! - [`http`]: the router, listeners, the `/v1` control-plane API, health endpoints.
+//! - [`http`]: the router, listeners and TLS, the `/v1` control-plane API, health endpoints.
 //! - [`verify`]: inbound provider signature verification, one file per provider.
 //! - [`routing`]: event-type patterns and route matching; [`catalog`] keeps sources and routes
 //!   in memory for the ingest path.
@@ -95,6 +95,8 @@ pub enum RunError {
     Listener(#[source] std::io::Error),
     #[error("cannot build metrics")]
     Metrics(#[from] prometheus::Error),
+    #[error("cannot load the TLS certificate and key")]
+    Tls(#[from] http::tls::TlsError),
 }
 
 /// Runs the gateway until `shutdown` is triggered, then drains: stop accepting, let in-flight
@@ -107,6 +109,14 @@ pub async fn run(
     on_ready: impl FnOnce(ReadyInfo) + Send,
 ) -> Result<(), RunError> {
     let registry = prometheus::Registry::new();
+    // Before storage opens: a bad pair (changed since the config was validated) fails fast.
+    let tls = match &config.server.tls {
+        Some(files) => {
+            let metrics = http::tls::TlsMetrics::register(&registry)?;
+            Some(http::tls::TlsAcceptor::load(files, metrics)?)
+        }
+        None => None,
+    };
     let (store, journal_thread) = store::Store::open(&config.storage, &registry)?;
     let listen = listeners.main.local_addr().map_err(RunError::Listener)?;
     let catalog = catalog::Catalog::load(&store)?;
@@ -116,13 +126,14 @@ pub async fn run(
         scheduler.clone(),
     )?))?;
     let state = http::AppState::new(config.clone(), store.clone(), registry, catalog, scheduler)?;
-    tracing::info!(%listen, db = %store.path().display(), "Listening.");
+    tracing::info!(%listen, tls = tls.is_some(), db = %store.path().display(), "Listening.");
     on_ready(ReadyInfo {
         listen,
         db_path: store.path().to_owned(),
     });
 
-    let deadline = http::serve(listeners.main, state, &config.server, shutdown.clone()).await;
+    http::tls::spawn_reloader(tls.clone(), &shutdown);
+    let deadline = http::serve(listeners.main, state, &config.server, tls, shutdown.clone()).await;
     // Every request handler has returned (or the grace period ran out); dropping our handle
     // leaves the journal with no senders, so it commits its queue and exits.
     drop(store);

@@ -2,8 +2,13 @@
 //!
 //! `run` never installs signal handlers itself; the binary calls [`Shutdown::on_signals`] and
 //! tests cancel the token directly. SIGTERM and SIGINT start the drain; a second one exits at
-//! once (the operator insisted). SIGHUP is caught so it cannot kill the process.
+//! once (the operator insisted). SIGHUP requests a reload of TLS material: it only raises
+//! [`Shutdown::request_reload`], which tests call directly too; whoever holds reloadable
+//! material (the TLS acceptor) waits on [`Shutdown::reload_requested`] and does the work.
 
+use std::sync::Arc;
+
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -12,6 +17,9 @@ use tokio_util::task::TaskTracker;
 pub struct Shutdown {
     token: CancellationToken,
     tracker: TaskTracker,
+    /// Reload requests. `notify_one` keeps one permit when nobody is waiting, so a SIGHUP that
+    /// lands while a reload runs is not lost, and a burst of them costs one extra reload.
+    reload: Arc<Notify>,
 }
 
 impl Shutdown {
@@ -40,7 +48,19 @@ impl Shutdown {
         &self.tracker
     }
 
-    /// Spawns a task that drains on the first SIGTERM/SIGINT and exits on the second.
+    /// Asks for TLS material to be re-read (what SIGHUP does).
+    pub fn request_reload(&self) {
+        self.reload.notify_one();
+    }
+
+    /// Resolves at the next reload request. Meant for a single waiter: with several, each
+    /// request wakes only one of them.
+    pub async fn reload_requested(&self) {
+        self.reload.notified().await
+    }
+
+    /// Spawns a task that drains on the first SIGTERM/SIGINT and exits on the second, and one
+    /// that turns each SIGHUP into a reload request.
     pub fn on_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{signal, SignalKind};
         let mut term = signal(SignalKind::terminate())?;
@@ -61,12 +81,14 @@ impl Shutdown {
             tracing::warn!("Second shutdown signal; exiting without finishing the drain.");
             std::process::exit(1);
         });
-        // SIGHUP's default action would kill the process; until TLS material can be reloaded
-        // (the open operations issue) it is acknowledged and otherwise ignored.
+        // Installing the handler also replaces SIGHUP's default action, which would kill the
+        // process. Not tracked, like the task above: it lives as long as the runtime.
         let mut hup = signal(SignalKind::hangup())?;
+        let reload = self.reload.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
-                tracing::info!("SIGHUP received; nothing to reload yet.");
+                tracing::info!("SIGHUP received.");
+                reload.notify_one();
             }
         });
         Ok(())

@@ -2,14 +2,17 @@
 //!
 //! [`router`] builds the whole application from state; the server and tests use the same
 //! function. [`serve`] runs hyper's auto (HTTP/1.1 + HTTP/2) connection builder directly
-//! rather than `axum::serve`, because the header read timeout (slow-client protection) and,
-//! later, TLS need the connection builder in hand.
+//! rather than `axum::serve`, because the header read timeout (slow-client protection) and
+//! TLS need the connection builder in hand. With TLS ([`tls`]), the handshake runs inside each
+//! connection's task, never on the accept loop, so a slow or hostile client cannot stall
+//! accepting others.
 
 pub mod api;
 pub mod auth;
 pub mod envelope;
 pub mod health;
 pub mod ingest;
+pub mod tls;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,7 +24,7 @@ use axum::http::StatusCode;
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
@@ -150,11 +153,13 @@ pub fn router(state: AppState) -> Router {
 
 /// Accepts connections until `shutdown` fires, then waits for open connections to finish their
 /// requests for at most the grace period. Returns the drain deadline, which the rest of the
-/// shutdown shares.
+/// shutdown shares. With `tls`, every connection is TLS; its handshake must finish within
+/// `header_read_timeout`, the same bound a plain client has to send its request head.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     config: &ServerConfig,
+    tls: Option<tls::TlsAcceptor>,
     shutdown: Shutdown,
 ) -> tokio::time::Instant {
     let app = router(state.clone());
@@ -165,6 +170,7 @@ pub async fn serve(
         .header_read_timeout(config.header_read_timeout);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    let handshake_timeout = config.header_read_timeout;
 
     loop {
         tokio::select! {
@@ -180,16 +186,33 @@ pub async fn serve(
                 };
                 let _ = stream.set_nodelay(true);
                 let service = TowerToHyperService::new(app.clone());
-                let conn = builder
-                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
-                    .into_owned();
-                let conn = graceful.watch(conn);
+                // Taken here, before the task starts, so a connection still in its TLS
+                // handshake already counts for the drain (`graceful.count()`), and one that
+                // finishes its handshake after the drain began is told to close at once.
+                let watcher = graceful.watcher();
+                let builder = builder.clone();
+                let tls = tls.clone();
+                let shutdown = shutdown.clone();
                 // Connections are watched by `graceful`, which the drain awaits below; the
                 // tracker would only duplicate that.
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "Connection ended with an error.");
-                    }
+                    let Some(tls) = tls else {
+                        serve_connection(&builder, TokioIo::new(stream), service, watcher).await;
+                        return;
+                    };
+                    let stream = tokio::select! {
+                        handshake = tls.accept(stream, handshake_timeout) => match handshake {
+                            Ok(stream) => stream,
+                            Err(e) => {
+                                tracing::debug!(error = %tls::render_chain(&e), "TLS handshake failed.");
+                                return;
+                            }
+                        },
+                        // A half-done handshake has no request to finish; do not let it hold
+                        // the drain for up to the handshake timeout.
+                        _ = shutdown.cancelled() => return,
+                    };
+                    serve_connection(&builder, TokioIo::new(stream), service, watcher).await;
                 });
             }
             _ = shutdown.cancelled() => break,
@@ -206,4 +229,20 @@ pub async fn serve(
         tracing::warn!("Grace period over with connections still open.");
     }
     deadline
+}
+
+/// Serves one connection (plain or TLS) with HTTP/1.1 or HTTP/2, whichever the client speaks,
+/// under the drain's watch.
+async fn serve_connection<I>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: I,
+    service: TowerToHyperService<Router>,
+    watcher: Watcher,
+) where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let conn = builder.serve_connection_with_upgrades(io, service);
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "Connection ended with an error.");
+    }
 }

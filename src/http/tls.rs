@@ -1,0 +1,592 @@
+//! TLS on the main listener: loading a PEM certificate and key, the reloadable acceptor, and
+//! the SIGHUP-driven reloader.
+//!
+//! Invariants:
+//! 1. The acceptor always holds a certificate/key pair that loaded and matched:
+//!    [`TlsAcceptor::reload`] builds the new `rustls::ServerConfig` completely before swapping
+//!    it in, so a missing file, a broken PEM or a key for another certificate keeps the old
+//!    pair.
+//! 2. Each connection takes the current `ServerConfig` once, at its handshake; a reload never
+//!    touches an established connection, so nothing is dropped by it.
+//! 3. Errors name the file and the config key (`server.tls.cert` / `server.tls.key`), never
+//!    the file's contents: a key file is a secret.
+//!
+//! ALPN offers `h2` then `http/1.1`; hyper's auto builder serves whichever the client chose.
+//! Not done here: client certificates, OCSP stapling, certificate expiry warnings.
+
+use std::fs::File;
+use std::io::{self, Read as _};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Duration;
+
+use prometheus::{IntCounterVec, Opts, Registry};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject as _};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::{CertifiedKey, SingleCertAndKey};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+
+use crate::config::TlsConfig;
+use crate::shutdown::Shutdown;
+
+/// ALPN protocols offered, in server preference order.
+const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
+/// Largest certificate or key file read. A real chain is a few KiB; the cap keeps a path
+/// mistakenly pointing at a huge (or endless) file from exhausting memory.
+const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Which of the two configured files an error is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsFile {
+    Cert,
+    Key,
+}
+
+// === impl TlsFile ===
+
+impl TlsFile {
+    /// The dotted config key naming this file.
+    pub fn config_key(self) -> &'static str {
+        match self {
+            Self::Cert => "server.tls.cert",
+            Self::Key => "server.tls.key",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read {}", path.display())]
+    Read {
+        file: TlsFile,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{} is not a regular file", path.display())]
+    NotAFile { file: TlsFile, path: PathBuf },
+    #[error("{} is larger than {MAX_PEM_FILE_BYTES} bytes", path.display())]
+    TooLarge { file: TlsFile, path: PathBuf },
+    // The PEM parser's own error quotes the offending line, which in a key file is key
+    // material; it is replaced by a fixed description instead of kept as the source.
+    #[error("{} is not valid PEM: {reason}", path.display())]
+    Pem {
+        file: TlsFile,
+        path: PathBuf,
+        reason: &'static str,
+    },
+    #[error("{} holds no PEM CERTIFICATE section", path.display())]
+    NoCertificate { path: PathBuf },
+    #[error(
+        "{} holds no PEM private key section (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY)",
+        path.display()
+    )]
+    NoKey { path: PathBuf },
+    #[error("the certificate in {} cannot be used", path.display())]
+    BadCertificate {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error("the private key in {} is not a supported RSA, ECDSA or Ed25519 key", path.display())]
+    UnsupportedKey {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+    #[error(
+        "the private key in {} does not match the certificate in {}",
+        key.display(),
+        cert.display()
+    )]
+    KeyMismatch { cert: PathBuf, key: PathBuf },
+    #[error("cannot build the TLS server configuration")]
+    Build(#[source] rustls::Error),
+}
+
+// === impl TlsError ===
+
+impl TlsError {
+    /// The config key an operator has to look at to fix this.
+    pub fn config_key(&self) -> &'static str {
+        match self {
+            Self::Read { file, .. }
+            | Self::NotAFile { file, .. }
+            | Self::TooLarge { file, .. }
+            | Self::Pem { file, .. } => file.config_key(),
+            Self::NoCertificate { .. } | Self::BadCertificate { .. } => "server.tls.cert",
+            Self::NoKey { .. } | Self::UnsupportedKey { .. } | Self::KeyMismatch { .. } => {
+                "server.tls.key"
+            }
+            // Not caused by either file (a protocol-version problem in the provider), but the
+            // pair is what an operator would look at first.
+            Self::Build(_) => "server.tls.cert",
+        }
+    }
+}
+
+/// `err` and its causes joined with `: `, for config problems and log lines that want the
+/// whole story in one string.
+pub fn render_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Loads and checks the pair without keeping it: what config validation (and so
+/// `check-config`) runs. Both files are read even when the first fails, so an operator sees
+/// every problem at once.
+pub fn check(config: &TlsConfig) -> Result<(), Vec<TlsError>> {
+    match (read_chain(config), read_key(config)) {
+        (Ok(chain), Ok(key)) => certify(config, chain, key, &provider())
+            .map(drop)
+            .map_err(|e| vec![e]),
+        (chain, key) => Err(chain.err().into_iter().chain(key.err()).collect()),
+    }
+}
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Reads at most [`MAX_PEM_FILE_BYTES`] of a regular file. The metadata check comes first
+/// because opening a FIFO for reading would block until a writer appears.
+fn read_pem_file(file: TlsFile, path: &Path) -> Result<Vec<u8>, TlsError> {
+    let read_err = |source| TlsError::Read {
+        file,
+        path: path.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_err)?;
+    if !meta.is_file() {
+        return Err(TlsError::NotAFile {
+            file,
+            path: path.to_owned(),
+        });
+    }
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|f| f.take(MAX_PEM_FILE_BYTES + 1).read_to_end(&mut bytes))
+        .map_err(read_err)?;
+    if bytes.len() as u64 > MAX_PEM_FILE_BYTES {
+        return Err(TlsError::TooLarge {
+            file,
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+fn pem_error(file: TlsFile, path: &Path, err: &pem::Error) -> TlsError {
+    let reason = match err {
+        pem::Error::MissingSectionEnd { .. } => "a section has no END line",
+        pem::Error::IllegalSectionStart { .. } => "a BEGIN line is malformed",
+        pem::Error::Base64Decode(_) => "a section is not valid base64",
+        pem::Error::SectionTooLarge => "a section is too large",
+        _ => "the file cannot be parsed",
+    };
+    TlsError::Pem {
+        file,
+        path: path.to_owned(),
+        reason,
+    }
+}
+
+fn read_chain(config: &TlsConfig) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let cert_pem = read_pem_file(TlsFile::Cert, &config.cert)?;
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| pem_error(TlsFile::Cert, &config.cert, &e))?;
+    if chain.is_empty() {
+        return Err(TlsError::NoCertificate {
+            path: config.cert.clone(),
+        });
+    }
+    Ok(chain)
+}
+
+fn read_key(config: &TlsConfig) -> Result<PrivateKeyDer<'static>, TlsError> {
+    let key_pem = read_pem_file(TlsFile::Key, &config.key)?;
+    PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| match e {
+        pem::Error::NoItemsFound => TlsError::NoKey {
+            path: config.key.clone(),
+        },
+        other => pem_error(TlsFile::Key, &config.key, &other),
+    })
+}
+
+/// Pairs the chain with the key, refusing a key the provider cannot use or one that is not the
+/// leaf's.
+fn certify(
+    config: &TlsConfig,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<CertifiedKey, TlsError> {
+    let signing_key = provider
+        .key_provider
+        .load_private_key(key)
+        .map_err(|source| TlsError::UnsupportedKey {
+            path: config.key.clone(),
+            source,
+        })?;
+
+    let certified = CertifiedKey::new(chain, signing_key);
+    match certified.keys_match() {
+        Ok(()) => Ok(certified),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(TlsError::KeyMismatch {
+                cert: config.cert.clone(),
+                key: config.key.clone(),
+            })
+        }
+        // The key cannot report its public half, so the pair cannot be compared; rustls's
+        // own `with_single_cert` accepts this too (ring keys always can, so not reached).
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(certified),
+        // Anything else means the leaf itself did not parse.
+        Err(source) => Err(TlsError::BadCertificate {
+            path: config.cert.clone(),
+            source,
+        }),
+    }
+}
+
+fn build_server_config(
+    config: &TlsConfig,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let certified = certify(config, read_chain(config)?, read_key(config)?, provider)?;
+    let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(TlsError::Build)?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
+    server.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    Ok(Arc::new(server))
+}
+
+/// Why a TLS handshake did not complete. Clients control this, so it is counted and logged at
+/// DEBUG only.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("TLS handshake timed out")]
+    Timeout,
+    #[error("TLS handshake failed")]
+    Failed(#[source] io::Error),
+}
+
+/// Counters for handshakes and reloads; label values are closed sets.
+#[derive(Clone)]
+pub struct TlsMetrics {
+    handshakes: IntCounterVec,
+    reloads: IntCounterVec,
+}
+
+// === impl TlsMetrics ===
+
+impl TlsMetrics {
+    pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let handshakes = IntCounterVec::new(
+            Opts::new(
+                "hookgate_tls_handshakes_total",
+                "TLS handshakes on the main listener by outcome (ok, failed, timeout).",
+            ),
+            &["outcome"],
+        )?;
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "hookgate_tls_reloads_total",
+                "TLS certificate reloads by outcome (ok, failed); a failed one keeps the old pair.",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(handshakes.clone()))?;
+        registry.register(Box::new(reloads.clone()))?;
+        Ok(Self {
+            handshakes,
+            reloads,
+        })
+    }
+}
+
+/// The main listener's TLS side; cheap to clone (all clones share the current config).
+#[derive(Clone)]
+pub struct TlsAcceptor {
+    inner: Arc<AcceptorInner>,
+}
+
+struct AcceptorInner {
+    files: TlsConfig,
+    provider: Arc<CryptoProvider>,
+    /// Swapped whole by `reload`; readers clone the `Arc` and release the lock at once, so the
+    /// lock is never held across a handshake or an `.await`.
+    current: RwLock<Arc<rustls::ServerConfig>>,
+    metrics: TlsMetrics,
+}
+
+// === impl TlsAcceptor ===
+
+impl TlsAcceptor {
+    /// Loads the pair; fails if either file is unreadable or the key does not match.
+    pub fn load(files: &TlsConfig, metrics: TlsMetrics) -> Result<Self, TlsError> {
+        let provider = provider();
+        let current = build_server_config(files, &provider)?;
+        Ok(Self {
+            inner: Arc::new(AcceptorInner {
+                files: files.clone(),
+                provider,
+                current: RwLock::new(current),
+                metrics,
+            }),
+        })
+    }
+
+    /// Re-reads both files and swaps them in if they load and match; otherwise keeps the
+    /// current pair and returns why (invariant 1). Blocking file I/O: call it off the async
+    /// workers.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let inner = &self.inner;
+        match build_server_config(&inner.files, &inner.provider) {
+            Ok(next) => {
+                // A poisoned lock only means a panic elsewhere while swapping an `Arc`, which
+                // cannot leave it half-written; keep serving.
+                *inner
+                    .current
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner) = next;
+                inner.metrics.reloads.with_label_values(&["ok"]).inc();
+                Ok(())
+            }
+            Err(e) => {
+                inner.metrics.reloads.with_label_values(&["failed"]).inc();
+                Err(e)
+            }
+        }
+    }
+
+    fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Runs the server handshake on `stream` with the config current at this moment
+    /// (invariant 2), giving up after `timeout`.
+    pub async fn accept(
+        &self,
+        stream: TcpStream,
+        timeout: Duration,
+    ) -> Result<TlsStream<TcpStream>, HandshakeError> {
+        let acceptor = tokio_rustls::TlsAcceptor::from(self.current());
+        let result = match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(e)) => Err(HandshakeError::Failed(e)),
+            Err(_) => Err(HandshakeError::Timeout),
+        };
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(HandshakeError::Failed(_)) => "failed",
+            Err(HandshakeError::Timeout) => "timeout",
+        };
+        self.inner
+            .metrics
+            .handshakes
+            .with_label_values(&[outcome])
+            .inc();
+        result
+    }
+}
+
+/// Spawns the task that reloads `acceptor` on every [`Shutdown::request_reload`] (SIGHUP) until
+/// the drain starts. Requests arriving during a reload coalesce into one more. Without TLS the
+/// task only says there is nothing to reload, so a SIGHUP is never silently ignored.
+pub fn spawn_reloader(acceptor: Option<TlsAcceptor>, shutdown: &Shutdown) {
+    let requests = shutdown.clone();
+    shutdown.tracker().spawn(async move {
+        loop {
+            tokio::select! {
+                _ = requests.reload_requested() => {}
+                _ = requests.cancelled() => return,
+            }
+            let Some(acceptor) = &acceptor else {
+                tracing::info!("Nothing to reload: TLS is off.");
+                continue;
+            };
+            let this = acceptor.clone();
+            match tokio::task::spawn_blocking(move || this.reload()).await {
+                Ok(Ok(())) => tracing::info!(
+                    cert = %acceptor.inner.files.cert.display(),
+                    "TLS certificate reloaded."
+                ),
+                Ok(Err(e)) => tracing::warn!(
+                    key = e.config_key(),
+                    error = %render_chain(&e),
+                    "TLS reload failed; still serving the previous certificate."
+                ),
+                Err(e) => tracing::error!(error = %e, "TLS reload task failed."),
+            }
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine as _;
+
+    /// PEM armour for `der` (rcgen's own PEM output needs a feature we do not enable).
+    fn pem(label: &str, der: &[u8]) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let mut out = format!("-----BEGIN {label}-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+            out.push('\n');
+        }
+        out.push_str(&format!("-----END {label}-----\n"));
+        out
+    }
+
+    /// A self-signed `localhost` certificate and its key, as PEM. (Which certificate a
+    /// connection is served is checked end to end in `tests/it/tls.rs`.)
+    fn self_signed(name: &str) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let cert = params.self_signed(&key).unwrap();
+        (
+            pem("CERTIFICATE", cert.der()),
+            pem("PRIVATE KEY", &key.serialize_der()),
+        )
+    }
+
+    fn write_pair(dir: &Path, cert: &str, key: &str) -> TlsConfig {
+        let files = TlsConfig {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        };
+        std::fs::write(&files.cert, cert).unwrap();
+        std::fs::write(&files.key, key).unwrap();
+        files
+    }
+
+    fn only_error(files: &TlsConfig) -> TlsError {
+        let mut errors = check(files).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        errors.remove(0)
+    }
+
+    fn acceptor(files: &TlsConfig) -> TlsAcceptor {
+        let metrics = TlsMetrics::register(&Registry::new()).unwrap();
+        TlsAcceptor::load(files, metrics).unwrap()
+    }
+
+    #[test]
+    fn a_matching_pair_loads_and_offers_h2_then_http1() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = self_signed("one");
+        let files = write_pair(dir.path(), &cert, &key);
+        let acceptor = acceptor(&files);
+        assert_eq!(
+            acceptor.current().alpn_protocols,
+            [b"h2".to_vec(), b"http/1.1".to_vec()]
+        );
+    }
+
+    #[test]
+    fn a_key_for_another_certificate_is_a_mismatch_under_the_key_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = self_signed("one");
+        let (_, other_key) = self_signed("two");
+        let files = write_pair(dir.path(), &cert, &other_key);
+        let err = only_error(&files);
+        assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err:?}");
+        assert_eq!(err.config_key(), "server.tls.key");
+        assert!(err.to_string().contains("does not match"), "{err}");
+    }
+
+    #[test]
+    fn missing_files_are_each_named_under_their_own_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = TlsConfig {
+            cert: dir.path().join("absent-cert.pem"),
+            key: dir.path().join("absent-key.pem"),
+        };
+        let errors = check(&files).unwrap_err();
+        let shown: Vec<_> = errors
+            .iter()
+            .map(|e| (e.config_key(), render_chain(e)))
+            .collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert_eq!(shown[0].0, "server.tls.cert");
+        assert!(shown[0].1.contains("absent-cert.pem"), "{shown:?}");
+        assert_eq!(shown[1].0, "server.tls.key");
+        assert!(shown[1].1.contains("absent-key.pem"), "{shown:?}");
+    }
+
+    #[test]
+    fn a_key_file_without_a_key_says_so_and_does_not_echo_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = self_signed("one");
+        let files = write_pair(dir.path(), &cert, "SECRET-not-a-key\n");
+        let err = only_error(&files);
+        assert!(matches!(err, TlsError::NoKey { .. }), "{err:?}");
+        assert!(!render_chain(&err).contains("SECRET"));
+    }
+
+    #[test]
+    fn a_malformed_pem_key_is_described_without_its_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, _) = self_signed("one");
+        let broken = "-----BEGIN PRIVATE KEY-----\nSECRETSECRET!!\n-----END PRIVATE KEY-----\n";
+        let files = write_pair(dir.path(), &cert, broken);
+        let err = only_error(&files);
+        assert_eq!(err.config_key(), "server.tls.key");
+        let text = render_chain(&err);
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    #[test]
+    fn a_directory_is_refused_without_reading_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, key) = self_signed("one");
+        std::fs::write(dir.path().join("key.pem"), key).unwrap();
+        let files = TlsConfig {
+            cert: dir.path().to_owned(),
+            key: dir.path().join("key.pem"),
+        };
+        let err = only_error(&files);
+        assert!(matches!(err, TlsError::NotAFile { .. }), "{err:?}");
+        assert_eq!(err.config_key(), "server.tls.cert");
+    }
+
+    #[test]
+    fn reload_swaps_in_a_new_pair_and_keeps_the_old_one_when_the_new_is_broken() {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert1, key1) = self_signed("one");
+        let files = write_pair(dir.path(), &cert1, &key1);
+        let acceptor = acceptor(&files);
+        let before = acceptor.current();
+
+        // A certificate whose key does not match: refused, the old config stays.
+        let (cert2, key2) = self_signed("two");
+        write_pair(dir.path(), &cert2, &key1);
+        let err = acceptor.reload().unwrap_err();
+        assert!(matches!(err, TlsError::KeyMismatch { .. }), "{err:?}");
+        assert!(Arc::ptr_eq(&before, &acceptor.current()));
+
+        write_pair(dir.path(), &cert2, &key2);
+        acceptor.reload().unwrap();
+        assert!(!Arc::ptr_eq(&before, &acceptor.current()));
+    }
+}
