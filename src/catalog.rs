@@ -8,6 +8,7 @@
 //! it had arrived a moment earlier or later.
 
 use std::collections::HashMap;
+use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
 
 use crate::ids::{AccountId, ApiKeyId, SourceId};
@@ -27,6 +28,8 @@ pub struct SourceEntry {
     /// `Err` holds why a stored verification config failed to build; such a source refuses
     /// every request rather than accepting unverified ones.
     pub verifier: Result<Arc<dyn Verifier>, String>,
+    /// The source's ingest rate limit; the bucket starts full.
+    pub limiter: Option<governor::DefaultDirectRateLimiter>,
 }
 
 /// An authenticated API key as the auth check needs it.
@@ -63,6 +66,16 @@ fn entry(source: &Source) -> SourceEntry {
         account: source.account_id,
         kind: source.kind,
         verifier,
+        limiter: source
+            .rate_limit_per_s
+            .and_then(NonZeroU32::new)
+            .map(|rate| {
+                let burst = source
+                    .rate_limit_burst
+                    .and_then(NonZeroU32::new)
+                    .unwrap_or(rate);
+                governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
+            }),
     }
 }
 

@@ -84,6 +84,12 @@ pub struct Source {
     /// Unguessable token in the ingest URL; only `webhook` sources have one.
     pub path_token: Option<String>,
     pub verification: Option<VerificationConfig>,
+    /// Ingest requests per second accepted at most (token bucket); `None`: unlimited.
+    #[serde(default)]
+    pub rate_limit_per_s: Option<u32>,
+    /// Bucket size: a burst this large passes at once (default: one second's worth).
+    #[serde(default)]
+    pub rate_limit_burst: Option<u32>,
     pub created_at_ms: u64,
     pub updated_at_ms: u64,
 }

@@ -119,6 +119,20 @@ async fn ingest(
     };
     let source_label = source.label.as_str();
     tracing::Span::current().record("source_id", source_label);
+    if let Some(limiter) = &source.limiter {
+        if let Err(not_until) = limiter.check() {
+            use governor::clock::{Clock, DefaultClock};
+            metrics.count(source_label, "rate_limited");
+            let wait = not_until.wait_time_from(DefaultClock::default().now());
+            let mut e = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "this source's ingest rate limit is exceeded; retry after Retry-After seconds",
+            );
+            e.retry_after_s = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+            return Err(e);
+        }
+    }
     if state.is_draining() {
         metrics.count(source_label, "unavailable");
         return Err(ApiError::unavailable("hookgate is shutting down", 5));

@@ -10,4 +10,6 @@ mod ingest;
 mod journal;
 mod messages;
 mod metrics;
+mod ratelimit;
 mod support;
+mod tls;

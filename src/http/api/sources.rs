@@ -36,6 +36,12 @@ pub struct SourceCreate {
     pub kind: SourceKind,
     /// Signature verification for `webhook` sources; absent means none.
     pub verification: Option<VerificationConfig>,
+    /// Ingest requests per second accepted at most; over it: 429 with `Retry-After`, nothing
+    /// stored. Absent: unlimited.
+    pub rate_limit_per_s: Option<u32>,
+    /// Burst size; the bucket starts full, so a burst this large passes at once (default:
+    /// `rate_limit_per_s`).
+    pub rate_limit_burst: Option<u32>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -44,6 +50,40 @@ pub struct SourcePatch {
     pub name: Option<String>,
     /// Replaces the whole verification setting (use provider `none` to turn it off).
     pub verification: Option<VerificationConfig>,
+    /// Null removes the limit.
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit_per_s: Option<Option<u32>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub rate_limit_burst: Option<Option<u32>>,
+}
+
+/// Distinguishes an absent field (outer `None`) from an explicit null (`Some(None)`).
+fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn check_rate(source: &Source) -> Result<(), StoreError> {
+    for (field, value) in [
+        ("rate_limit_per_s", source.rate_limit_per_s),
+        ("rate_limit_burst", source.rate_limit_burst),
+    ] {
+        if matches!(value, Some(v) if v == 0 || v > 1_000_000) {
+            return Err(StoreError::invalid(field, "must be between 1 and 1000000"));
+        }
+    }
+    if source.rate_limit_burst.is_some() && source.rate_limit_per_s.is_none() {
+        return Err(StoreError::invalid(
+            "rate_limit_burst",
+            "needs rate_limit_per_s",
+        ));
+    }
+    Ok(())
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,6 +100,8 @@ pub struct SourceView {
     /// Secrets masked.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub verification: Option<VerificationConfig>,
+    pub rate_limit_per_s: Option<u32>,
+    pub rate_limit_burst: Option<u32>,
     /// Things worth knowing about this configuration, e.g. that nothing is verified.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
@@ -86,6 +128,8 @@ pub fn view(s: Source) -> SourceView {
         ingest_path: s.path_token.as_ref().map(|t| format!("/ingest/{t}")),
         path_token: s.path_token,
         verification: s.verification.as_ref().map(VerificationConfig::redacted),
+        rate_limit_per_s: s.rate_limit_per_s,
+        rate_limit_burst: s.rate_limit_burst,
         warnings,
         created_at: rfc3339(s.created_at_ms),
         updated_at: rfc3339(s.updated_at_ms),
@@ -135,9 +179,12 @@ async fn create_source(
         kind: input.kind,
         path_token: (input.kind == SourceKind::Webhook).then(|| random_token(PATH_TOKEN_BYTES)),
         verification: input.verification,
+        rate_limit_per_s: input.rate_limit_per_s,
+        rate_limit_burst: input.rate_limit_burst,
         created_at_ms: now,
         updated_at_ms: now,
     };
+    check_rate(&source)?;
     state.store().create_source(source.clone()).await?;
     state.catalog().upsert_source(&source);
     Ok(Data::created(view(source)))
@@ -199,6 +246,13 @@ async fn update_source(
             if let Some(name) = patch.name {
                 s.name = name;
             }
+            if let Some(v) = patch.rate_limit_per_s {
+                s.rate_limit_per_s = v;
+            }
+            if let Some(v) = patch.rate_limit_burst {
+                s.rate_limit_burst = v;
+            }
+            check_rate(s)?;
             s.updated_at_ms = now_ms();
             Ok(())
         })
