@@ -89,7 +89,58 @@ pub struct RawConfig {
     pub admin: RawAdmin,
     pub ingest: RawIngest,
     pub delivery: RawDelivery,
+    pub api: RawApi,
+    pub metrics: RawMetrics,
+    pub retention: RawRetention,
     pub log: RawLog,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawApi {
+    pub rate_limit_per_s: u32,
+    pub rate_limit_burst: u32,
+}
+
+impl Default for RawApi {
+    fn default() -> Self {
+        Self {
+            rate_limit_per_s: 1000,
+            rate_limit_burst: 2000,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawMetrics {
+    pub listen: String,
+    pub per_resource_labels: bool,
+}
+
+impl Default for RawMetrics {
+    fn default() -> Self {
+        Self {
+            listen: String::new(),
+            per_resource_labels: true,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRetention {
+    pub days: u32,
+    pub interval_s: u64,
+}
+
+impl Default for RawRetention {
+    fn default() -> Self {
+        Self {
+            days: 30,
+            interval_s: 300,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -237,7 +288,34 @@ pub struct Config {
     pub admin: AdminConfig,
     pub ingest: IngestConfig,
     pub delivery: DeliveryConfig,
+    pub api: ApiConfig,
+    pub metrics: MetricsConfig,
+    pub retention: RetentionConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// Requests per second per API key on `/v1` (management and send API); 0: unlimited.
+    pub rate_limit_per_s: u32,
+    pub rate_limit_burst: u32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// A second listener serving only `/metrics` (e.g. on an internal interface).
+    pub listen: Option<SocketAddr>,
+    /// Label series with source and destination ids; off for very large fleets.
+    pub per_resource_labels: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionConfig {
+    /// Events (and their attempts) older than this are removed, unless a delivery of theirs
+    /// is still queued. Accounts may set their own. Zero keeps everything.
+    pub default_retention: Duration,
+    /// How often the cleaner runs.
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -547,6 +625,36 @@ impl Config {
             );
         }
 
+        if raw.api.rate_limit_per_s > 0 && raw.api.rate_limit_burst == 0 {
+            bad(
+                "api.rate_limit_burst",
+                "must be at least 1 when api.rate_limit_per_s is set".into(),
+            );
+        }
+        let metrics_listen = if raw.metrics.listen.is_empty() {
+            None
+        } else {
+            match raw.metrics.listen.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    bad(
+                        "metrics.listen",
+                        format!(
+                            "\"{}\" is not an address:port such as \"127.0.0.1:9090\"",
+                            raw.metrics.listen.escape_debug()
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        if raw.retention.days > 36_500 {
+            bad("retention.days", "must be at most 36500".into());
+        }
+        if !(1..=86_400).contains(&raw.retention.interval_s) {
+            bad("retention.interval_s", "must be between 1 and 86400".into());
+        }
+
         let format = match raw.log.format.as_str() {
             "text" => LogFormat::Text,
             "json" => LogFormat::Json,
@@ -594,6 +702,18 @@ impl Config {
             admin: AdminConfig { api_key },
             ingest: IngestConfig {
                 dedupe_window: Duration::from_secs(raw.ingest.dedupe_window_s),
+            },
+            api: ApiConfig {
+                rate_limit_per_s: raw.api.rate_limit_per_s,
+                rate_limit_burst: raw.api.rate_limit_burst,
+            },
+            metrics: MetricsConfig {
+                listen: metrics_listen,
+                per_resource_labels: raw.metrics.per_resource_labels,
+            },
+            retention: RetentionConfig {
+                default_retention: Duration::from_secs(u64::from(raw.retention.days) * 86_400),
+                interval: Duration::from_secs(raw.retention.interval_s),
             },
             delivery: DeliveryConfig {
                 allow_private_networks: raw.delivery.allow_private_networks,
