@@ -48,6 +48,8 @@ pub struct Catalog {
     routes: RwLock<HashMap<AccountId, Arc<AccountRoutes>>>,
     /// Keys seen valid, by SHA-256. Filled on first use, emptied of a key when it is revoked.
     keys: RwLock<HashMap<[u8; 32], KeyEntry>>,
+    /// Per-key request rate limiters of the `/v1` API, made on a key's first request.
+    key_limiters: RwLock<HashMap<ApiKeyId, Arc<governor::DefaultDirectRateLimiter>>>,
 }
 
 fn entry(source: &Source) -> SourceEntry {
@@ -147,7 +149,34 @@ impl Catalog {
 
     /// Called after a key's revocation commits: the next request with it is refused.
     pub fn forget_key(&self, hash: &[u8; 32]) {
-        write(&self.keys).remove(hash);
+        if let Some(entry) = write(&self.keys).remove(hash) {
+            write(&self.key_limiters).remove(&entry.key_id);
+        }
+    }
+
+    /// Takes one request from `key`'s bucket; `Err` carries how long until one is available.
+    pub fn check_key_rate(
+        &self,
+        key: ApiKeyId,
+        per_s: NonZeroU32,
+        burst: NonZeroU32,
+    ) -> Result<(), std::time::Duration> {
+        use governor::clock::{Clock, DefaultClock};
+        let existing = read(&self.key_limiters).get(&key).cloned();
+        let limiter = match existing {
+            Some(l) => l,
+            None => write(&self.key_limiters)
+                .entry(key)
+                .or_insert_with(|| {
+                    Arc::new(governor::RateLimiter::direct(
+                        governor::Quota::per_second(per_s).allow_burst(burst),
+                    ))
+                })
+                .clone(),
+        };
+        limiter
+            .check()
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     pub fn routes(&self, account: AccountId) -> Arc<AccountRoutes> {

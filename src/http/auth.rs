@@ -84,6 +84,22 @@ impl FromRequestParts<AppState> for Auth {
             key_id: entry.key_id,
             scope: entry.scope,
         };
+        let api = &state.config().api;
+        if let (Some(per_s), Some(burst)) = (
+            std::num::NonZeroU32::new(api.rate_limit_per_s),
+            std::num::NonZeroU32::new(api.rate_limit_burst),
+        ) {
+            if let Err(wait) = state.catalog().check_key_rate(auth.key_id, per_s, burst) {
+                metrics.auth_failure("rate_limited");
+                let mut e = ApiError::new(
+                    axum::http::StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    "this API key's request rate limit is exceeded; retry after Retry-After seconds",
+                );
+                e.retry_after_s = Some(wait.as_secs_f64().ceil().max(1.0) as u64);
+                return Err(e);
+            }
+        }
         // Read-only keys may only read, whatever the handler; checked here once so no
         // handler can forget it.
         if auth.scope == Scope::ReadOnly && parts.method != Method::GET {

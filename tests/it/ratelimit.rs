@@ -98,3 +98,33 @@ async fn a_burst_over_the_source_limit_is_429_and_only_accepted_events_are_store
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn each_api_key_has_its_own_request_rate_limit() {
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.api.rate_limit_per_s = 1;
+        c.api.rate_limit_burst = 3;
+    })
+    .await;
+    let (api, _) = gw.client().new_account("r").await;
+    // The account's first key spent nothing yet; a second key has its own bucket.
+    let (other, _) = gw.client().new_account("s").await;
+    let mut codes = Vec::new();
+    for _ in 0..5 {
+        let a = api.get("/v1/sources").await;
+        if a.status == 429 {
+            let after: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(after >= 1);
+            assert_eq!(a.error_code(), "rate_limited");
+        }
+        codes.push(a.status);
+    }
+    assert_eq!(&codes[..3], &[200, 200, 200], "{codes:?}");
+    assert!(codes[3..].contains(&429), "{codes:?}");
+    assert_eq!(
+        other.get("/v1/sources").await.status,
+        200,
+        "another key is not limited by this one"
+    );
+    gw.stop().await;
+}

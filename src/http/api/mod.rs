@@ -214,7 +214,7 @@ impl ApiMetrics {
         Ok(Self { auth_failures })
     }
 
-    /// `reason` is one of a closed set: missing, invalid, scope, operator_disabled.
+    /// `reason` is one of a closed set: missing, invalid, scope, operator_disabled, rate_limited.
     pub fn auth_failure(&self, reason: &'static str) {
         self.auth_failures.with_label_values(&[reason]).inc();
         tracing::debug!(reason, "API authentication failed.");
