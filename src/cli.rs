@@ -203,13 +203,26 @@ pub fn serve(config: Config) -> anyhow::Result<()> {
             draining.cancelled().await;
             notify_systemd(&[NotifyState::Stopping]);
         });
-        crate::run(config, crate::Listeners { main }, shutdown, |info| {
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "hookgate ready listen={}", info.listen);
-            let _ = out.flush();
-            let status = format!("Listening on {}.", info.listen);
-            notify_systemd(&[NotifyState::Ready, NotifyState::Status(&status)]);
-        })
+        let metrics = match config.metrics.listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the metrics listener {addr}"))?,
+            ),
+            None => None,
+        };
+        crate::run(
+            config,
+            crate::Listeners { main, metrics },
+            shutdown,
+            |info| {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "hookgate ready listen={}", info.listen);
+                let _ = out.flush();
+                let status = format!("Listening on {}.", info.listen);
+                notify_systemd(&[NotifyState::Ready, NotifyState::Status(&status)]);
+            },
+        )
         .await
         .context("running the gateway")
     })

@@ -10,12 +10,15 @@
 //!   in memory for the ingest path.
 //! - [`delivery`]: retry policy, Standard Webhooks signing, the SSRF address policy.
 //! - [`ids`], [`model`]: prefixed time-ordered ids and the shared records.
+//! - [`cleaner`]: retention, removing settled events past their account's retention.
+//! - [`metrics`]: scrape-time figures (queue depth, storage) beside the modules' own counters.
 //! - [`shutdown`], [`telemetry`], [`cli`]: process plumbing.
 //!
 //! [`run`] takes a validated config, already-bound listeners and a shutdown handle, so tests
 //! start the real server on port 0 and stop it on demand.
 
 pub mod catalog;
+pub mod cleaner;
 pub mod cli;
 pub mod config;
 pub mod delivery;
@@ -38,12 +41,15 @@ pub use shutdown::Shutdown;
 /// Listeners bound by the caller before `run`.
 pub struct Listeners {
     pub main: tokio::net::TcpListener,
+    /// `[metrics] listen`: a second listener serving only `/metrics`.
+    pub metrics: Option<tokio::net::TcpListener>,
 }
 
 /// What `run` reports once storage is open and it is about to serve.
 #[derive(Debug, Clone)]
 pub struct ReadyInfo {
     pub listen: SocketAddr,
+    pub metrics: Option<SocketAddr>,
     pub db_path: std::path::PathBuf,
 }
 
@@ -68,6 +74,7 @@ fn start_delivery(
         store.clone(),
         client,
         scheduler::SchedulerConfig {
+            per_resource_labels: config.metrics.per_resource_labels,
             max_in_flight_total: d.max_in_flight_total,
             circuit_failure_threshold: d.circuit_failure_threshold,
             attempt: attempt::AttemptSettings {
@@ -121,18 +128,42 @@ pub async fn run(
     let listen = listeners.main.local_addr().map_err(RunError::Listener)?;
     let catalog = catalog::Catalog::load(&store)?;
     let scheduler = start_delivery(&config, &store, &registry, &shutdown)?;
+    cleaner::spawn(
+        store.clone(),
+        config.retention.clone(),
+        &registry,
+        &shutdown,
+    )?;
     registry.register(Box::new(metrics::GatewayCollector::new(
         store.clone(),
         scheduler.clone(),
     )?))?;
     let state = http::AppState::new(config.clone(), store.clone(), registry, catalog, scheduler)?;
     tracing::info!(%listen, tls = tls.is_some(), db = %store.path().display(), "Listening.");
+    let metrics_addr = match &listeners.metrics {
+        Some(l) => Some(l.local_addr().map_err(RunError::Listener)?),
+        None => None,
+    };
+    if let Some(addr) = metrics_addr {
+        tracing::info!(%addr, "Serving /metrics.");
+    }
     on_ready(ReadyInfo {
         listen,
+        metrics: metrics_addr,
         db_path: store.path().to_owned(),
     });
 
     http::tls::spawn_reloader(tls.clone(), &shutdown);
+    if let Some(listener) = listeners.metrics {
+        let app = http::metrics_router(state.clone());
+        let token = shutdown.token().clone();
+        // Scrapes are short and carry no writes: this listener simply stops with the drain.
+        shutdown.tracker().spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { token.cancelled().await })
+                .await;
+        });
+    }
     let deadline = http::serve(listeners.main, state, &config.server, tls, shutdown.clone()).await;
     // Every request handler has returned (or the grace period ran out); dropping our handle
     // leaves the journal with no senders, so it commits its queue and exits.

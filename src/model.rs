@@ -25,6 +25,11 @@ pub struct Account {
     /// Where hookgate sends the account's own notices (e.g. `endpoint.disabled`).
     #[serde(default)]
     pub notification_destination_id: Option<DestinationId>,
+    /// Days the account's events are kept after receipt (one with a delivery still queued is
+    /// kept regardless); `None`: the global `[retention] days`, 0: for ever. Absent in records
+    /// written before retention existed.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
 }
 
 /// What an API key may do. Spelled as the contract spells it; underscores accepted on input.

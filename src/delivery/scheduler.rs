@@ -32,6 +32,8 @@ const RECORD_FAILURE_BACKOFF_MS: u64 = 30_000;
 
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
+    /// Label delivery series with the destination id (else "all").
+    pub per_resource_labels: bool,
     pub max_in_flight_total: usize,
     pub circuit_failure_threshold: u32,
     pub attempt: AttemptSettings,
@@ -314,7 +316,11 @@ impl State {
         self.running = self.running.saturating_sub(1);
         lock(&self.in_flight).remove(&f.entry.delivery.raw());
         let id = f.entry.destination;
-        let label = id.to_string();
+        let label = if self.config.per_resource_labels {
+            id.to_string()
+        } else {
+            "all".to_owned()
+        };
         self.metrics
             .deliveries
             .with_label_values(&[label.as_str(), f.outcome])

@@ -47,14 +47,41 @@ pub async fn with_request_context(req: Request, next: Next) -> Response {
         id: RequestId::new(),
         started: Instant::now(),
     };
-    let span = tracing::debug_span!("request", request_id = %ctx.id, method = %req.method(), path = %req.uri().path());
+    // INFO, so every line logged while serving the request carries its id.
+    let span = tracing::info_span!(
+        "request",
+        request_id = %ctx.id,
+        method = %req.method(),
+        path = %loggable_path(req.uri().path()),
+    );
     let mut response = CONTEXT
-        .scope(ctx, tracing::Instrument::instrument(next.run(req), span))
+        .scope(
+            ctx,
+            tracing::Instrument::instrument(next.run(req), span.clone()),
+        )
         .await;
+    // Access log at DEBUG: clients and providers control this traffic (STYLE §4).
+    span.in_scope(|| {
+        tracing::debug!(
+            status = response.status().as_u16(),
+            duration_ms = elapsed_ms(&ctx),
+            "Request served."
+        )
+    });
     if let Ok(v) = HeaderValue::from_str(&ctx.id.to_string()) {
         response.headers_mut().insert("x-request-id", v);
     }
     response
+}
+
+/// The request path as it may appear in logs: an ingest path token is a credential of sorts
+/// (whoever knows it can submit events to an unverified source), so it is masked.
+fn loggable_path(path: &str) -> &str {
+    if path.starts_with("/ingest/") {
+        "/ingest/…"
+    } else {
+        path
+    }
 }
 
 fn json_response<T: Serialize>(status: StatusCode, body: &T) -> Response {

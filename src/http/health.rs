@@ -42,7 +42,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+pub async fn metrics(State(state): State<AppState>) -> Response {
     let encoder = prometheus::TextEncoder::new();
     let mut out = Vec::with_capacity(16 * 1024);
     if let Err(e) = encoder.encode(&state.registry().gather(), &mut out) {

@@ -117,7 +117,12 @@ async fn ingest(
             ));
         }
     };
-    let source_label = source.label.as_str();
+    // Operators of very large fleets turn per-source series off ([metrics] per_resource_labels).
+    let source_label = if state.config().metrics.per_resource_labels {
+        source.label.as_str()
+    } else {
+        "all"
+    };
     tracing::Span::current().record("source_id", source_label);
     if let Some(limiter) = &source.limiter {
         if let Err(not_until) = limiter.check() {

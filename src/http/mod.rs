@@ -124,6 +124,13 @@ impl AppState {
     }
 }
 
+/// The `[metrics] listen` application: `/metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", axum::routing::get(health::metrics))
+        .with_state(state)
+}
+
 /// The whole application.
 pub fn router(state: AppState) -> Router {
     let (api, openapi) = api::routes().split_for_parts();

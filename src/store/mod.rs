@@ -16,6 +16,7 @@ pub mod codec;
 pub mod deliveries;
 pub mod events;
 pub mod journal;
+pub mod retention;
 pub mod tables;
 
 use std::path::{Path, PathBuf};
@@ -332,40 +333,6 @@ impl Store {
                 txn.open_table(ACCOUNTS)?
                     .insert(account.id.raw(), codec::encode(&account).as_slice())?;
                 insert_api_key(txn, &key)
-            })
-            .await
-    }
-
-    /// Changes an account's settings; `set_notification` checks the destination exists in the
-    /// same transaction.
-    pub async fn set_notification_destination(
-        &self,
-        id: AccountId,
-        destination: Option<DestinationId>,
-    ) -> Result<Account, StoreError> {
-        self.journal
-            .submit(move |batch| {
-                let txn = batch.txn();
-                if let Some(d) = destination {
-                    if txn
-                        .open_table(DESTINATIONS)?
-                        .get((id.raw(), d.raw()))?
-                        .is_none()
-                    {
-                        return Err(StoreError::invalid(
-                            "notification_destination_id",
-                            "no such destination",
-                        ));
-                    }
-                }
-                let mut table = txn.open_table(ACCOUNTS)?;
-                let mut account: Account = match table.get(id.raw())? {
-                    Some(v) => decode("account", v.value())?,
-                    None => return Err(StoreError::NotFound("account")),
-                };
-                account.notification_destination_id = destination;
-                table.insert(id.raw(), codec::encode(&account).as_slice())?;
-                Ok(account)
             })
             .await
     }

@@ -611,3 +611,41 @@ async fn a_fifo_destination_shows_the_failing_head_that_blocks_it() {
     .await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_destination_failing_longer_than_the_threshold_is_disabled() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    rx.set_default(Reply::status(502));
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.delivery.auto_disable_after = Duration::from_millis(300);
+    })
+    .await;
+    let s = setup(&gw, json!({"url": rx.url("/"), "retry": {"schedule": ["100ms", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms", "100ms"], "jitter": false}})).await;
+    let dst = s.destination["id"].as_str().unwrap().to_owned();
+    let event = ingest(&s.api, &s.ingest, "{}").await;
+    let d = until(&s.api, &format!("/v1/destinations/{dst}"), |b| {
+        b["data"]["enabled"] == false
+    })
+    .await;
+    assert!(
+        d["data"]["disabled_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("failing continuously since"),
+        "{d}"
+    );
+    // The delivery is not lost: it waits, queued, for the destination to come back.
+    let pending = s
+        .api
+        .get(&format!(
+            "/v1/deliveries?status=pending&destination_id={dst}"
+        ))
+        .await;
+    assert_eq!(pending.status, 200);
+    let items = pending.data().as_array().unwrap();
+    assert_eq!(items.len(), 1, "{:?}", pending.body);
+    assert_eq!(items[0]["event_id"], event.as_str());
+    assert_eq!(items[0]["status"], "retry_scheduled");
+    rx.drain();
+    gw.stop().await;
+}

@@ -249,3 +249,45 @@ async fn queue_depth_and_oldest_pending_show_a_stuck_destination() {
     assert!(metric(&text, "hookgate_oldest_pending_seconds") >= 0.0);
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_listener_serves_only_metrics_and_resource_labels_can_be_turned_off() {
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.metrics.listen = Some("127.0.0.1:0".parse().unwrap());
+        c.metrics.per_resource_labels = false;
+    })
+    .await;
+    let (api, _) = gw.client().new_account("m").await;
+    let src = api
+        .post("/v1/sources", json!({"name": "s", "kind": "webhook"}))
+        .await;
+    let path = src.data()["ingest_path"].as_str().unwrap().to_owned();
+    assert_eq!(post_raw(&api, &path, &[], b"{}".to_vec()).await, 200);
+
+    let base = format!("http://{}", gw.metrics_addr.expect("metrics listener"));
+    let text = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(
+            &text,
+            "hookgate_ingest_requests_total{outcome=\"accepted\",source_id=\"all\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    assert!(
+        !text.contains(src.data()["id"].as_str().unwrap()),
+        "no per-source series"
+    );
+    let other = reqwest::get(format!("{base}/v1/sources")).await.unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics listener serves nothing else"
+    );
+    gw.stop().await;
+}

@@ -1,4 +1,5 @@
-//! `POST /v1/accounts` (operator only) and `GET /v1/account`.
+//! `POST /v1/accounts` (operator only), `GET /v1/account` and `PATCH /v1/account` (the
+//! account's settings: notification destination, retention).
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
@@ -12,6 +13,7 @@ use crate::http::envelope::{ApiError, ApiJson, Data};
 use crate::http::AppState;
 use crate::ids::{now_ms, AccountId, DestinationId};
 use crate::model::{Account, Scope};
+use crate::store::retention::AccountSettings;
 use crate::store::{Store, StoreError};
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -20,13 +22,20 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(get_account, update_account))
 }
 
+/// Every field optional: an absent field is left as it is, null clears it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountPatch {
     /// Destination that receives hookgate's notices about this account (e.g.
     /// `endpoint.disabled`) as signed webhooks; null turns them off.
+    #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<String>)]
-    pub notification_destination_id: Option<DestinationId>,
+    pub notification_destination_id: Option<Option<DestinationId>>,
+    /// Days events are kept after receipt, 0 to 36500 (0: for ever); null returns to the
+    /// gateway's `[retention] days`. Events with deliveries still queued are kept regardless.
+    #[serde(default, deserialize_with = "super::nullable")]
+    #[schema(value_type = Option<u32>)]
+    pub retention_days: Option<Option<u32>>,
 }
 
 /// Change the account's settings.
@@ -39,9 +48,13 @@ async fn update_account(
     ApiJson(patch): ApiJson<AccountPatch>,
 ) -> Result<Data<AccountView>, ApiError> {
     auth.require_write()?;
+    let settings = AccountSettings {
+        notification_destination_id: patch.notification_destination_id,
+        retention_days: patch.retention_days,
+    };
     let account = state
         .store()
-        .set_notification_destination(auth.account, patch.notification_destination_id)
+        .update_account_settings(auth.account, settings)
         .await?;
     Ok(Data::ok(view(account)))
 }
@@ -58,6 +71,8 @@ pub struct AccountView {
     pub name: String,
     pub created_at: String,
     pub notification_destination_id: Option<DestinationId>,
+    /// The account's own retention in days (0: for ever); null: the gateway's default.
+    pub retention_days: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -73,6 +88,7 @@ fn view(a: Account) -> AccountView {
         name: a.name,
         created_at: rfc3339(a.created_at_ms),
         notification_destination_id: a.notification_destination_id,
+        retention_days: a.retention_days,
     }
 }
 
@@ -84,6 +100,7 @@ pub async fn create(store: &Store, name: String) -> Result<(Account, String), St
         name,
         created_at_ms: now,
         notification_destination_id: None,
+        retention_days: None,
     };
     let (key, secret) = mint(account.id, "default".into(), Scope::Full, now);
     store.create_account(account.clone(), key).await?;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
-use serde::{Deserialize, Deserializer, Serialize};
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -234,28 +234,19 @@ pub struct DestinationCreate {
 pub struct DestinationPatch {
     pub name: Option<String>,
     pub url: Option<String>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<DestinationAuth>)]
     pub auth: Option<Option<DestinationAuth>>,
     pub headers: Option<BTreeMap<String, String>>,
     pub timeout_ms: Option<u32>,
     pub retry: Option<RetryPolicy>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<u32>)]
     pub rate_limit_per_s: Option<Option<u32>>,
     pub max_in_flight: Option<u32>,
     pub ordering: Option<Ordering>,
     /// Setting true re-enables a destination that was disabled, automatically or not.
     pub enabled: Option<bool>,
-}
-
-/// Distinguishes an absent field (outer `None`) from an explicit null (`Some(None)`).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 #[derive(Debug, Serialize, ToSchema)]

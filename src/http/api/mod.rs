@@ -179,6 +179,16 @@ pub fn list_answer<T, V>(
     }
 }
 
+/// For PATCH bodies: distinguishes an absent field (outer `None`: unchanged) from an explicit
+/// null (`Some(None)`: cleared). Use with `#[serde(default, deserialize_with = "super::nullable")]`.
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
 /// A resource name: 1 to 128 characters, no control characters.
 pub fn validate_name(field: &str, name: &str) -> Result<(), ApiError> {
     if name.trim().is_empty() {

@@ -51,21 +51,12 @@ pub struct SourcePatch {
     /// Replaces the whole verification setting (use provider `none` to turn it off).
     pub verification: Option<VerificationConfig>,
     /// Null removes the limit.
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<u32>)]
     pub rate_limit_per_s: Option<Option<u32>>,
-    #[serde(default, deserialize_with = "nullable")]
+    #[serde(default, deserialize_with = "super::nullable")]
     #[schema(value_type = Option<u32>)]
     pub rate_limit_burst: Option<Option<u32>>,
-}
-
-/// Distinguishes an absent field (outer `None`) from an explicit null (`Some(None)`).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(d).map(Some)
 }
 
 fn check_rate(source: &Source) -> Result<(), StoreError> {

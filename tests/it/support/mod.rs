@@ -35,6 +35,8 @@ pub fn test_config(dir: &Path) -> Config {
 /// The gateway running inside the test process.
 pub struct TestGateway {
     pub addr: SocketAddr,
+    /// The `/metrics`-only listener, when the config asked for one.
+    pub metrics_addr: Option<SocketAddr>,
     pub dir: TempDir,
     shutdown: Shutdown,
     task: JoinHandle<Result<(), hookgate::RunError>>,
@@ -51,11 +53,19 @@ impl TestGateway {
         tweak(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = match config.metrics.listen {
+            Some(a) => Some(tokio::net::TcpListener::bind(a).await.unwrap()),
+            None => None,
+        };
+        let metrics_addr = metrics.as_ref().map(|l| l.local_addr().unwrap());
         let shutdown = Shutdown::new();
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(hookgate::run(
             Arc::new(config),
-            Listeners { main: listener },
+            Listeners {
+                main: listener,
+                metrics,
+            },
             shutdown.clone(),
             move |_| {
                 let _ = ready_tx.send(());
@@ -67,6 +77,7 @@ impl TestGateway {
             .expect("gateway started");
         Self {
             addr,
+            metrics_addr,
             dir,
             shutdown,
             task,
@@ -102,13 +113,14 @@ pub struct GatewayProcess {
 }
 
 impl GatewayProcess {
-    /// Writes a config for `data_dir` into it and starts `hookgate serve` on port 0.
+    /// Writes a config for `data_dir` into it and starts `hookgate serve` on port 0. The API
+    /// rate limit is off: crash tests read back thousands of events as fast as they can.
     pub fn start(data_dir: &Path) -> Self {
         let config_path = data_dir.join("hookgate.toml");
         std::fs::write(
             &config_path,
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_s = 10\n[storage]\ndata_dir = \"{}\"\n[admin]\napi_key = \"{ADMIN_KEY}\"\n[delivery]\nallow_private_networks = true\n[log]\nlevel = \"warn\"\n",
+                "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_s = 10\n[storage]\ndata_dir = \"{}\"\n[admin]\napi_key = \"{ADMIN_KEY}\"\n[delivery]\nallow_private_networks = true\n[api]\nrate_limit_per_s = 0\n[log]\nlevel = \"warn\"\n",
                 data_dir.join("data").display()
             ),
         )
