@@ -236,6 +236,8 @@ impl Drop for Gateway {
     }
 }
 
+/// The gateway with its default config, except: loopback destinations allowed (the receiver),
+/// and no per-key API rate limit (a policy, which would otherwise cap the send-API phase).
 fn start_gateway() -> Gateway {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
@@ -243,7 +245,7 @@ fn start_gateway() -> Gateway {
     std::fs::write(
         &config,
         format!(
-            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[admin]\napi_key = \"bench-operator-key-0123456789\"\n[delivery]\nallow_private_networks = true\n[log]\nlevel = \"warn\"\n",
+            "[server]\nlisten = \"127.0.0.1:0\"\n[storage]\ndata_dir = \"{}\"\n[admin]\napi_key = \"bench-operator-key-0123456789\"\n[delivery]\nallow_private_networks = true\n[api]\nrate_limit_per_s = 0\n[log]\nlevel = \"warn\"\n",
             dir.path().join("data").display()
         ),
     )
