@@ -89,6 +89,11 @@ fuzz_target!(|data: &[u8]| {
     if !raw.admin.api_key_file.is_empty() {
         raw.admin.api_key_file = MISSING_KEY_FILE.to_owned();
     }
+    // TLS validation reads the certificate and key files too: same treatment.
+    if let Some(tls) = raw.server.tls.as_mut() {
+        tls.cert = MISSING_KEY_FILE.into();
+        tls.key = MISSING_KEY_FILE.into();
+    }
     let api_key = raw.admin.api_key.clone();
     let key_is_marked = contains_marker(&api_key);
     if key_is_marked {
@@ -105,6 +110,8 @@ fuzz_target!(|data: &[u8]| {
         raw.log.format.escape_debug().to_string(),
         raw.log.level.escape_debug().to_string(),
         raw.admin.api_key_file.clone(),
+        raw.metrics.listen.escape_debug().to_string(),
+        MISSING_KEY_FILE.to_owned(),
     ];
     quoted.extend(
         raw.delivery
