@@ -150,7 +150,6 @@ struct State {
     wake: BTreeSet<(u64, DestinationId)>,
     wake_of: HashMap<DestinationId, u64>,
     running: usize,
-    queued: i64,
     in_flight: Arc<Mutex<HashSet<u128>>>,
     fifo_blocked: Arc<Mutex<HashMap<DestinationId, DueEntry>>>,
     tx: mpsc::UnboundedSender<Command>,
@@ -187,7 +186,6 @@ pub fn spawn(
         wake: BTreeSet::new(),
         wake_of: HashMap::new(),
         running: 0,
-        queued: 0,
         in_flight: handle.in_flight.clone(),
         fifo_blocked: handle.fifo_blocked.clone(),
         tx,
@@ -269,10 +267,7 @@ impl State {
             if lane.parks() {
                 continue;
             }
-            let before = lane.queued() as i64;
             lane.insert(e);
-            let after = lane.queued() as i64;
-            self.queued += after - before;
             touched.insert(e.destination);
         }
         for id in touched {
@@ -290,7 +285,7 @@ impl State {
         if let Some(lane) = self.lanes.get_mut(&id) {
             lane.reconfigure(destination);
             if lane.parks() {
-                self.queued -= lane.park() as i64;
+                lane.park();
             }
         }
         if was_parked && enabled {
@@ -340,13 +335,11 @@ impl State {
             None
         };
         if let Some(lane) = self.lanes.get_mut(&id) {
-            let before = lane.queued() as i64;
             lane.finished(f.succeeded, f.retry);
             if let Some(destination) = reload {
                 lane.reconfigure(destination);
                 lane.park();
             }
-            self.queued += lane.queued() as i64 - before;
         }
         self.reschedule(id, None);
     }
@@ -455,7 +448,6 @@ impl State {
             };
             let (ready, hint) = lane.take_ready(now, budget);
             let destination = lane.destination().cloned();
-            self.queued -= ready.len() as i64;
             for entry in ready {
                 self.start(entry, destination.clone());
             }
