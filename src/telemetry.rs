@@ -12,8 +12,11 @@ pub fn init(config: &LogConfig) {
         .ok()
         .and_then(|v| EnvFilter::try_new(v).ok())
         .unwrap_or_else(|| EnvFilter::new(&config.level));
+    use std::io::IsTerminal as _;
+    // Colours only on a terminal: under systemd the journal would store the escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // try_init: a second init (e.g. in-process tests) is harmless, not fatal.
     let _ = match config.format {
