@@ -325,72 +325,54 @@ async fn setup(addr: SocketAddr) -> (String, String) {
     (key, s["data"]["ingest_path"].as_str().unwrap().to_owned())
 }
 
-/// An `api` source routed to a disabled destination, for the send-API phase.
-async fn setup_send_api(addr: SocketAddr, key: &str) -> String {
+/// Creates a source and a destination and routes one to the other; returns the source.
+async fn source_to(addr: SocketAddr, key: &str, source: Value, destination: Value) -> Value {
     let http = reqwest::Client::new();
-    let base = format!("http://{addr}");
     let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
+        http.post(format!("http://{addr}{path}"))
             .bearer_auth(key)
             .json(&body)
             .send()
     };
-    let s: Value = post("/v1/sources", json!({"name": "load-api", "kind": "api"}))
+    let s: Value = post("/v1/sources", source)
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    let d: Value = post(
-        "/v1/destinations",
-        json!({"name": "api-sink", "url": "http://127.0.0.1:9/", "enabled": false}),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    post(
-        "/v1/routes",
-        json!({"source_id": s["data"]["id"], "destination_id": d["data"]["id"]}),
-    )
-    .await
-    .unwrap();
-    s["data"]["id"].as_str().unwrap().to_owned()
+    let d: Value = post("/v1/destinations", destination)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let route = json!({"source_id": s["data"]["id"], "destination_id": d["data"]["id"]});
+    post("/v1/routes", route).await.unwrap();
+    s["data"].clone()
 }
 
-/// A second source routed to `receiver`, for the delivery phases.
+/// An `api` source routed to a disabled destination, for the send-API phase; returns its id.
+async fn setup_send_api(addr: SocketAddr, key: &str) -> String {
+    let s = source_to(
+        addr,
+        key,
+        json!({"name": "load-api", "kind": "api"}),
+        json!({"name": "api-sink", "url": "http://127.0.0.1:9/", "enabled": false}),
+    )
+    .await;
+    s["id"].as_str().unwrap().to_owned()
+}
+
+/// A second source routed to `receiver`, for the delivery phases; returns its ingest path.
 async fn setup_delivery(addr: SocketAddr, key: &str, receiver: SocketAddr) -> String {
-    let http = reqwest::Client::new();
-    let base = format!("http://{addr}");
-    let post = |path: &str, body: Value| {
-        http.post(format!("{base}{path}"))
-            .bearer_auth(key)
-            .json(&body)
-            .send()
-    };
-    let s: Value = post("/v1/sources", json!({"name": "deliver", "kind": "webhook"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let d: Value = post(
-        "/v1/destinations",
+    let s = source_to(
+        addr,
+        key,
+        json!({"name": "deliver", "kind": "webhook"}),
         json!({"name": "receiver", "url": format!("http://{receiver}/"), "max_in_flight": 256}),
     )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    post(
-        "/v1/routes",
-        json!({"source_id": s["data"]["id"], "destination_id": d["data"]["id"]}),
-    )
-    .await
-    .unwrap();
-    s["data"]["ingest_path"].as_str().unwrap().to_owned()
+    .await;
+    s["ingest_path"].as_str().unwrap().to_owned()
 }
 
 type Receipts = Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>;
