@@ -130,8 +130,13 @@ async fn delete_api_key(
     ApiPath(id): ApiPath<ApiKeyId>,
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
-    let hash = state.store().delete_api_key(auth.account, id).await?;
-    state.catalog().forget_key(&hash);
+    let account = auth.account;
+    super::to_completion(async move {
+        let hash = state.store().delete_api_key(account, id).await?;
+        state.catalog().forget_key(&hash);
+        Ok(())
+    })
+    .await?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

@@ -115,38 +115,40 @@ async fn rotate_secret(
     let now = now_ms();
     let expires = (grace_s > 0).then(|| now + grace_s * 1000);
     let secret = new.clone();
-    let destination = state
-        .store()
-        .update_destination(auth.account, id, move |d| {
-            let mut keys: Vec<SigningKey> = d
-                .signing_keys
-                .drain(..)
-                .filter(|k| k.expires_at_ms.is_none_or(|t| t > now))
-                .map(|mut k| {
-                    // The current key starts its grace period; older ones keep theirs.
-                    if k.expires_at_ms.is_none() {
-                        k.expires_at_ms = expires;
-                    }
-                    k
-                })
-                .filter(|k| k.expires_at_ms.is_some())
-                .collect();
-            keys.insert(
-                0,
-                SigningKey {
-                    secret,
-                    expires_at_ms: None,
-                },
-            );
-            keys.truncate(MAX_SIGNING_KEYS);
-            d.signing_keys = keys;
-            d.updated_at_ms = now;
-            Ok(())
-        })
-        .await?;
-    state
-        .scheduler()
-        .destination_changed(auth.account, destination.id);
+    let account = auth.account;
+    let st = state.clone();
+    let rotation = move |d: &mut crate::model::Destination| {
+        let mut keys: Vec<SigningKey> = d
+            .signing_keys
+            .drain(..)
+            .filter(|k| k.expires_at_ms.is_none_or(|t| t > now))
+            .map(|mut k| {
+                // The current key starts its grace period; older ones keep theirs.
+                if k.expires_at_ms.is_none() {
+                    k.expires_at_ms = expires;
+                }
+                k
+            })
+            .filter(|k| k.expires_at_ms.is_some())
+            .collect();
+        keys.insert(
+            0,
+            SigningKey {
+                secret,
+                expires_at_ms: None,
+            },
+        );
+        keys.truncate(MAX_SIGNING_KEYS);
+        d.signing_keys = keys;
+        d.updated_at_ms = now;
+        Ok(())
+    };
+    super::to_completion(async move {
+        let d = st.store().update_destination(account, id, rotation).await?;
+        st.scheduler().destination_changed(account, d.id);
+        Ok(())
+    })
+    .await?;
     Ok(Data::ok(SecretRotated {
         signing_secret: new,
         previous_secret_expires_at: expires.map(rfc3339),
@@ -519,49 +521,51 @@ async fn update_destination(
 ) -> Result<Data<DestinationView>, ApiError> {
     auth.require_write()?;
     let delivery = state.config().delivery.clone();
-    let destination = state
-        .store()
-        .update_destination(auth.account, id, move |d| {
-            if let Some(v) = patch.name {
-                d.name = v;
+    let account = auth.account;
+    let st = state.clone();
+    let change = move |d: &mut crate::model::Destination| {
+        if let Some(v) = patch.name {
+            d.name = v;
+        }
+        if let Some(v) = patch.url {
+            d.url = v;
+        }
+        if let Some(v) = patch.auth {
+            d.auth = v;
+        }
+        if let Some(v) = patch.headers {
+            d.headers = v;
+        }
+        if let Some(v) = patch.timeout_ms {
+            d.timeout_ms = v;
+        }
+        if let Some(v) = patch.retry {
+            d.retry = v;
+        }
+        if let Some(v) = patch.rate_limit_per_s {
+            d.rate_limit_per_s = v;
+        }
+        if let Some(v) = patch.max_in_flight {
+            d.max_in_flight = v;
+        }
+        if let Some(v) = patch.ordering {
+            d.ordering = v;
+        }
+        if let Some(v) = patch.enabled {
+            d.enabled = v;
+            if v {
+                d.disabled_reason = None;
             }
-            if let Some(v) = patch.url {
-                d.url = v;
-            }
-            if let Some(v) = patch.auth {
-                d.auth = v;
-            }
-            if let Some(v) = patch.headers {
-                d.headers = v;
-            }
-            if let Some(v) = patch.timeout_ms {
-                d.timeout_ms = v;
-            }
-            if let Some(v) = patch.retry {
-                d.retry = v;
-            }
-            if let Some(v) = patch.rate_limit_per_s {
-                d.rate_limit_per_s = v;
-            }
-            if let Some(v) = patch.max_in_flight {
-                d.max_in_flight = v;
-            }
-            if let Some(v) = patch.ordering {
-                d.ordering = v;
-            }
-            if let Some(v) = patch.enabled {
-                d.enabled = v;
-                if v {
-                    d.disabled_reason = None;
-                }
-            }
-            d.updated_at_ms = now_ms();
-            validate_settings(d, &delivery)
-        })
-        .await?;
-    state
-        .scheduler()
-        .destination_changed(auth.account, destination.id);
+        }
+        d.updated_at_ms = now_ms();
+        validate_settings(d, &delivery)
+    };
+    let destination = super::to_completion(async move {
+        let d = st.store().update_destination(account, id, change).await?;
+        st.scheduler().destination_changed(account, d.id);
+        Ok(d)
+    })
+    .await?;
     Ok(Data::ok(view(destination)))
 }
 
@@ -575,9 +579,12 @@ async fn delete_destination(
     ApiPath(id): ApiPath<DestinationId>,
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
-    state.store().delete_destination(auth.account, id).await?;
-    state.catalog().reload_routes(state.store(), auth.account)?;
-    state.scheduler().destination_changed(auth.account, id);
+    super::to_completion(async move {
+        state.store().delete_destination(auth.account, id).await?;
+        state.scheduler().destination_changed(auth.account, id);
+        state.catalog().reload_routes(state.store(), auth.account)
+    })
+    .await?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

@@ -179,6 +179,19 @@ pub fn list_answer<T, V>(
     }
 }
 
+/// Runs a write and the in-memory updates that must follow its commit (catalog, scheduler) to
+/// completion even if the client goes away: hyper drops a handler's future when its connection
+/// closes, and a committed key revocation or route change must never be left out of memory.
+/// Storage errors are returned as such, so they are reported with the request's id.
+pub async fn to_completion<T: Send + 'static>(
+    work: impl std::future::Future<Output = Result<T, crate::store::StoreError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::spawn(work).await {
+        Ok(result) => result.map_err(ApiError::from),
+        Err(e) => Err(ApiError::internal(&e)),
+    }
+}
+
 /// For PATCH bodies: distinguishes an absent field (outer `None`: unchanged) from an explicit
 /// null (`Some(None)`: cleared). Use with `#[serde(default, deserialize_with = "super::nullable")]`.
 pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>

@@ -71,8 +71,12 @@ async fn create_route(
         event_type_pattern: input.event_type_pattern,
         created_at_ms: now_ms(),
     };
-    state.store().create_route(route.clone()).await?;
-    state.catalog().reload_routes(state.store(), auth.account)?;
+    let stored = route.clone();
+    super::to_completion(async move {
+        state.store().create_route(stored).await?;
+        state.catalog().reload_routes(state.store(), auth.account)
+    })
+    .await?;
     Ok(Data::created(view(route)))
 }
 
@@ -116,8 +120,11 @@ async fn delete_route(
     ApiPath(id): ApiPath<RouteId>,
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
-    state.store().delete_route(auth.account, id).await?;
-    state.catalog().reload_routes(state.store(), auth.account)?;
+    super::to_completion(async move {
+        state.store().delete_route(auth.account, id).await?;
+        state.catalog().reload_routes(state.store(), auth.account)
+    })
+    .await?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,

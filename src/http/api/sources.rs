@@ -176,8 +176,13 @@ async fn create_source(
         updated_at_ms: now,
     };
     check_rate(&source)?;
-    state.store().create_source(source.clone()).await?;
-    state.catalog().upsert_source(&source);
+    let stored = source.clone();
+    super::to_completion(async move {
+        state.store().create_source(stored.clone()).await?;
+        state.catalog().upsert_source(&stored);
+        Ok(())
+    })
+    .await?;
     Ok(Data::created(view(source)))
 }
 
@@ -227,28 +232,33 @@ async fn update_source(
     if let Some(name) = &patch.name {
         validate_name("name", name)?;
     }
-    let source = state
-        .store()
-        .update_source(auth.account, id, move |s| {
-            if let Some(v) = patch.verification {
-                check_verification(s.kind, Some(&v))?;
-                s.verification = Some(v);
-            }
-            if let Some(name) = patch.name {
-                s.name = name;
-            }
-            if let Some(v) = patch.rate_limit_per_s {
-                s.rate_limit_per_s = v;
-            }
-            if let Some(v) = patch.rate_limit_burst {
-                s.rate_limit_burst = v;
-            }
-            check_rate(s)?;
-            s.updated_at_ms = now_ms();
-            Ok(())
-        })
-        .await?;
-    state.catalog().upsert_source(&source);
+    let account = auth.account;
+    let source = super::to_completion(async move {
+        let source = state
+            .store()
+            .update_source(account, id, move |s| {
+                if let Some(v) = patch.verification {
+                    check_verification(s.kind, Some(&v))?;
+                    s.verification = Some(v);
+                }
+                if let Some(name) = patch.name {
+                    s.name = name;
+                }
+                if let Some(v) = patch.rate_limit_per_s {
+                    s.rate_limit_per_s = v;
+                }
+                if let Some(v) = patch.rate_limit_burst {
+                    s.rate_limit_burst = v;
+                }
+                check_rate(s)?;
+                s.updated_at_ms = now_ms();
+                Ok(())
+            })
+            .await?;
+        state.catalog().upsert_source(&source);
+        Ok(source)
+    })
+    .await?;
     Ok(Data::ok(view(source)))
 }
 
@@ -262,9 +272,12 @@ async fn delete_source(
     ApiPath(id): ApiPath<SourceId>,
 ) -> Result<Data<DeletedView>, ApiError> {
     auth.require_write()?;
-    let source = state.store().delete_source(auth.account, id).await?;
-    state.catalog().remove_source(&source);
-    state.catalog().reload_routes(state.store(), auth.account)?;
+    super::to_completion(async move {
+        let source = state.store().delete_source(auth.account, id).await?;
+        state.catalog().remove_source(&source);
+        state.catalog().reload_routes(state.store(), auth.account)
+    })
+    .await?;
     Ok(Data::ok(DeletedView {
         id: id.to_string(),
         deleted: true,
