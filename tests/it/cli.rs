@@ -3,7 +3,6 @@
 //! the binary reads, so nothing depends on the machine running the tests.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -81,22 +80,7 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn hookgate serve");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(WAIT).expect("readiness line on stdout");
-        let addr = line
-            .strip_prefix("hookgate ready listen=")
-            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
-            .parse()
-            .expect("readiness line holds an address");
+        let addr = crate::support::ready_addr(child.stdout.take().expect("piped stdout"));
         Self { addr, child }
     }
 

@@ -140,15 +140,6 @@ impl TlsGateway {
             .expect("spawn hookgate");
 
         let stdout = child.stdout.take().unwrap();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = ready_tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
         let stderr = child.stderr.take().unwrap();
         let (log_tx, log) = mpsc::unbounded_channel();
         std::thread::spawn(move || {
@@ -158,14 +149,7 @@ impl TlsGateway {
             }
         });
 
-        let line = ready_rx
-            .recv_timeout(WAIT)
-            .expect("readiness line on stdout");
-        let addr = line
-            .strip_prefix("hookgate ready listen=")
-            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = crate::support::ready_addr(stdout);
         Self {
             addr,
             child,

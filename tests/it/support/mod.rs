@@ -104,6 +104,24 @@ impl TestGateway {
     }
 }
 
+/// Reads the binary's readiness line (`hookgate ready listen=ADDR`) from its stdout, waiting
+/// at most [`WAIT`], and keeps draining the pipe so the child never blocks on it.
+pub fn ready_addr(stdout: std::process::ChildStdout) -> SocketAddr {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(line)) = lines.next() {
+            let _ = tx.send(line);
+        }
+        for _ in lines {}
+    });
+    let line = rx.recv_timeout(WAIT).expect("readiness line on stdout");
+    line.strip_prefix("hookgate ready listen=")
+        .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
+        .parse()
+        .expect("readiness line holds an address")
+}
+
 /// The built binary, for signal and crash tests.
 pub struct GatewayProcess {
     pub addr: SocketAddr,
@@ -135,22 +153,7 @@ impl GatewayProcess {
             .env_remove("RUST_LOG")
             .spawn()
             .expect("spawn hookgate");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(line)) = lines.next() {
-                let _ = tx.send(line);
-            }
-            // Keep draining so the child never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = rx.recv_timeout(WAIT).expect("readiness line on stdout");
-        let addr = line
-            .strip_prefix("hookgate ready listen=")
-            .unwrap_or_else(|| panic!("unexpected readiness line {line:?}"))
-            .parse()
-            .unwrap();
+        let addr = ready_addr(child.stdout.take().unwrap());
         Self {
             addr,
             child,
