@@ -40,15 +40,34 @@ pub fn raw_id_ms(raw: u128) -> u64 {
     (raw >> RANDOM_BITS) as u64
 }
 
-fn encode(raw: u128, out: &mut String) {
-    let mut buf = [0u8; ENCODED_LEN];
-    let mut v = raw;
-    for slot in buf.iter_mut().rev() {
-        *slot = CROCKFORD[(v & 31) as usize];
-        v >>= 5;
+/// An id's text form on the stack: ids are rendered on every request (envelope, header, log),
+/// and a `String` each time showed up in the ingest profile.
+pub struct IdText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl IdText {
+    fn new(prefix: &str, raw: u128) -> Self {
+        let mut buf = [0u8; 32];
+        let p = prefix.len();
+        buf[..p].copy_from_slice(prefix.as_bytes());
+        buf[p] = b'_';
+        let mut v = raw;
+        for slot in buf[p + 1..p + 1 + ENCODED_LEN].iter_mut().rev() {
+            *slot = CROCKFORD[(v & 31) as usize];
+            v >>= 5;
+        }
+        Self {
+            buf,
+            len: p + 1 + ENCODED_LEN,
+        }
     }
-    // The buffer holds only ASCII from the alphabet above.
-    out.extend(buf.iter().map(|&b| b as char));
+
+    pub fn as_str(&self) -> &str {
+        // Only ASCII from the prefix and the alphabet above is ever written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
 }
 
 fn decode(s: &str) -> Option<u128> {
@@ -87,6 +106,9 @@ macro_rules! id_type {
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub struct $name(pub u128);
 
+        // IdText holds prefix + '_' + 26 characters in 32 bytes.
+        const _: () = assert!($prefix.len() <= 5);
+
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
@@ -96,6 +118,11 @@ macro_rules! id_type {
 
             pub fn raw(self) -> u128 {
                 self.0
+            }
+
+            /// The text form without allocating.
+            pub fn text(self) -> IdText {
+                IdText::new($prefix, self.0)
             }
 
             pub fn created_ms(self) -> u64 {
@@ -116,11 +143,7 @@ macro_rules! id_type {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                let mut s = String::with_capacity($prefix.len() + 1 + ENCODED_LEN);
-                s.push_str($prefix);
-                s.push('_');
-                encode(self.0, &mut s);
-                f.write_str(&s)
+                f.write_str(self.text().as_str())
             }
         }
 
