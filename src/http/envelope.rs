@@ -9,11 +9,12 @@
 //! signature. 4xx answers carry a specific, safe message; 5xx answers log the cause once at
 //! ERROR with the request id and tell the client only that something failed.
 
+use std::future::Future;
 use std::time::Instant;
 
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -43,35 +44,61 @@ fn context() -> RequestContext {
 /// Outermost middleware: assigns the request id, runs the request inside its span, and echoes
 /// the id in `x-request-id`.
 pub async fn with_request_context(req: Request, next: Next) -> Response {
-    let ctx = RequestContext {
-        id: RequestId::new(),
-        started: Instant::now(),
-    };
-    // INFO, so every line logged while serving the request carries its id.
-    let span = tracing::info_span!(
-        "request",
-        request_id = %ctx.id,
-        method = %req.method(),
-        path = %loggable_path(req.uri().path()),
-    );
-    let mut response = CONTEXT
-        .scope(
-            ctx,
-            tracing::Instrument::instrument(next.run(req), span.clone()),
-        )
-        .await;
-    // Access log at DEBUG: clients and providers control this traffic (STYLE §4).
-    span.in_scope(|| {
-        tracing::debug!(
-            status = response.status().as_u16(),
-            duration_ms = elapsed_ms(&ctx),
-            "Request served."
-        )
-    });
-    if let Ok(v) = HeaderValue::from_str(&ctx.id.to_string()) {
-        response.headers_mut().insert("x-request-id", v);
+    RequestScope::start(req.method(), req.uri().path())
+        .run(next.run(req))
+        .await
+}
+
+/// What [`with_request_context`] does, usable outside axum's middleware stack (the ingest fast
+/// path in `http::Gateway`), so both paths answer with the same envelope, header and logs.
+pub struct RequestScope {
+    ctx: RequestContext,
+    span: tracing::Span,
+}
+
+impl RequestScope {
+    pub fn start(method: &Method, path: &str) -> Self {
+        let ctx = RequestContext {
+            id: RequestId::new(),
+            started: Instant::now(),
+        };
+        // INFO, so every line logged while serving the request carries its id.
+        let span = tracing::info_span!(
+            "request",
+            request_id = %ctx.id,
+            method = %method,
+            path = %loggable_path(path),
+        );
+        Self { ctx, span }
     }
-    response
+
+    pub async fn run(self, served: impl Future<Output = Response>) -> Response {
+        let Self { ctx, span } = self;
+        let mut response = CONTEXT
+            .scope(ctx, tracing::Instrument::instrument(served, span.clone()))
+            .await;
+        // Access log at DEBUG: clients and providers control this traffic (STYLE §4).
+        span.in_scope(|| {
+            tracing::debug!(
+                status = response.status().as_u16(),
+                duration_ms = elapsed_ms(&ctx),
+                "Request served."
+            )
+        });
+        if let Ok(v) = HeaderValue::from_str(ctx.id.text().as_str()) {
+            response.headers_mut().insert("x-request-id", v);
+        }
+        response
+    }
+}
+
+/// The answer when a request outlives `server.request_timeout`.
+pub fn request_timeout() -> ApiError {
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "request_timeout",
+        "the request took longer than the server allows",
+    )
 }
 
 /// The request path as it may appear in logs: an ingest path token is a credential of sorts

@@ -14,27 +14,32 @@ pub mod health;
 pub mod ingest;
 pub mod tls;
 
+use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::error_handling::HandleErrorLayer;
-use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::handler::Handler as _;
+use axum::http::Method;
+use axum::response::{IntoResponse as _, Response};
 use axum::Router;
+use futures_util::future::Either;
+use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
+use tower::util::BoxCloneSyncService;
+use tower::{ServiceBuilder, ServiceExt as _};
 
 use crate::catalog::Catalog;
 use crate::config::{Config, ServerConfig};
 use crate::delivery::scheduler::SchedulerHandle;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
-use envelope::ApiError;
 
 /// State every handler can reach; cheap to clone.
 #[derive(Clone)]
@@ -147,15 +152,75 @@ pub fn router(state: AppState) -> Router {
             ServiceBuilder::new()
                 .layer(axum::middleware::from_fn(envelope::with_request_context))
                 .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                    ApiError::new(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "request_timeout",
-                        "the request took longer than the server allows",
-                    )
+                    envelope::request_timeout()
                 }))
                 .timeout(timeout),
         )
         .with_state(state)
+}
+
+/// The service hyper runs on every connection. The two write paths whose throughput is the
+/// product, `POST /ingest/{token}` and `POST /v1/messages`, skip the router and its middleware
+/// stack (a boxed future per layer, extension maps, route matching: together about as much CPU
+/// per request as the ingest handler itself); they get the same request scope, timeout and
+/// body limit by hand. Everything else, including every odd form of those paths, goes through
+/// the router, which stays the reference for what each route answers.
+#[derive(Clone)]
+struct Gateway {
+    router: TowerToHyperService<Router>,
+    send_message: BoxCloneSyncService<Request<Incoming>, Response, Infallible>,
+    state: AppState,
+}
+
+type FastFuture =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Response, Infallible>> + Send>>;
+
+impl Gateway {
+    fn new(state: AppState) -> Self {
+        let send_message = ServiceBuilder::new()
+            .layer(DefaultBodyLimit::max(state.config().server.max_body_bytes))
+            .service(api::messages::send_message.with_state(state.clone()));
+        Self {
+            router: TowerToHyperService::new(router(state.clone())),
+            send_message: BoxCloneSyncService::new(send_message),
+            state,
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for Gateway {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Either<
+        <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future,
+        FastFuture,
+    >;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        if let Some(token) = ingest::fast_path_token(req.method(), req.uri().path()) {
+            let (state, token) = (self.state.clone(), token.to_owned());
+            return Either::Right(Box::pin(async move {
+                Ok(ingest::serve(state, token, req).await)
+            }));
+        }
+        if req.method() == Method::POST && req.uri().path() == "/v1/messages" {
+            let send = self.send_message.clone();
+            let timeout = self.state.config().server.request_timeout;
+            return Either::Right(Box::pin(async move {
+                let scope = envelope::RequestScope::start(req.method(), req.uri().path());
+                Ok(scope
+                    .run(async move {
+                        match tokio::time::timeout(timeout, send.oneshot(req)).await {
+                            Ok(Ok(response)) => response,
+                            Ok(Err(never)) => match never {},
+                            Err(_) => envelope::request_timeout().into_response(),
+                        }
+                    })
+                    .await)
+            }));
+        }
+        Either::Left(self.router.call(req))
+    }
 }
 
 /// Accepts connections until `shutdown` fires, then waits for open connections to finish their
@@ -169,7 +234,7 @@ pub async fn serve(
     tls: Option<tls::TlsAcceptor>,
     shutdown: Shutdown,
 ) -> tokio::time::Instant {
-    let app = router(state.clone());
+    let app = Gateway::new(state.clone());
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -192,7 +257,7 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(app.clone());
+                let service = app.clone();
                 // Taken here, before the task starts, so a connection still in its TLS
                 // handshake already counts for the drain (`graceful.count()`), and one that
                 // finishes its handshake after the drain began is told to close at once.
@@ -243,7 +308,7 @@ pub async fn serve(
 async fn serve_connection<I>(
     builder: &auto::Builder<TokioExecutor>,
     io: I,
-    service: TowerToHyperService<Router>,
+    service: Gateway,
     watcher: Watcher,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,

@@ -695,3 +695,59 @@ async fn events_list_newest_first_with_filters_and_binary_bodies() {
     assert!(events(&other_api, "").await.is_empty());
     gw.stop().await;
 }
+
+/// Ingest bypasses the router (`http::Gateway`); what it answers must not depend on which path
+/// a request took: plain tokens take the fast path, percent-encoded ones the router.
+#[tokio::test]
+async fn ingest_answers_the_same_on_the_fast_path_and_through_the_router() {
+    use futures::StreamExt as _;
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.server.request_timeout = std::time::Duration::from_millis(300);
+    })
+    .await;
+    let (api, _) = gw.client().new_account("acme").await;
+    let (_, path) = source(&api, "open", Value::Null).await;
+
+    let fast = post(&api, &path, &[], r#"{"type":"a.b"}"#).await;
+    let fast_id = accepted(&fast);
+    let header = fast.headers["x-request-id"].to_str().unwrap();
+    assert!(header.starts_with("req_"), "{header}");
+    assert_eq!(fast.body["request_id"], header);
+    assert!(fast.body["duration_ms"].is_u64(), "{:?}", fast.body);
+
+    // The same token with its first character percent-encoded: only the router decodes it.
+    let token = path.strip_prefix("/ingest/").unwrap();
+    let encoded = format!("/ingest/%{:02X}{}", token.as_bytes()[0], &token[1..]);
+    let routed = post(&api, &encoded, &[], r#"{"type":"a.b"}"#).await;
+    let routed_id = accepted(&routed);
+    assert_eq!(
+        routed.body["request_id"],
+        routed.headers["x-request-id"].to_str().unwrap()
+    );
+    let stored: Vec<String> = events(&api, "")
+        .await
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stored, vec![routed_id, fast_id]);
+
+    let get = Api::answer(api.http.get(format!("{}{path}", api.base))).await;
+    refused(&get, 405, "method_not_allowed");
+    assert!(get.headers.contains_key("x-request-id"));
+    refused(
+        &post(&api, &format!("{path}/"), &[], "{}").await,
+        404,
+        "not_found",
+    );
+
+    // A body that stalls past request_timeout_ms: 503, and nothing stored.
+    let stalled = futures::stream::once(async { Ok::<_, std::io::Error>(b"{\"type\":".to_vec()) })
+        .chain(futures::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+            Ok(b"\"x\"}".to_vec())
+        }));
+    let slow = post(&api, &path, &[], reqwest::Body::wrap_stream(stalled)).await;
+    refused(&slow, 503, "request_timeout");
+    assert_eq!(events(&api, "").await.len(), 2);
+    gw.stop().await;
+}

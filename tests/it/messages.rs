@@ -473,3 +473,66 @@ async fn a_test_send_delivers_now_and_answers_with_the_attempt() {
     assert_eq!(down.data()["error"], "connect");
     gw.stop().await;
 }
+
+/// `POST /v1/messages` bypasses the router (`http::Gateway`): the body limit, the envelope with
+/// its request id, authentication and the router's answers for other methods must hold anyway.
+#[tokio::test]
+async fn the_send_path_keeps_body_limit_envelope_and_auth_outside_the_router() {
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.server.max_body_bytes = 2048;
+    })
+    .await;
+    let (api, _) = gw.client().new_account("saas").await;
+    let src = api_source(&api, "c").await;
+
+    let ok = send(
+        &api,
+        json!({"source": src, "event_type": "a", "payload": 1}),
+    )
+    .await;
+    assert_eq!(ok.status, 202, "{:?}", ok.body);
+    assert_eq!(
+        ok.body["request_id"],
+        ok.headers["x-request-id"].to_str().unwrap()
+    );
+    assert!(ok.body["duration_ms"].is_u64(), "{:?}", ok.body);
+
+    let pad = "x".repeat(4096);
+    let big = send(
+        &api,
+        json!({"source": src, "event_type": "a", "payload": pad}),
+    )
+    .await;
+    assert_eq!(big.status, 413, "{:?}", big.body);
+    assert_eq!(big.error_code(), "payload_too_large");
+
+    let bad = Api::answer(
+        api.http
+            .post(format!("{}/v1/messages", api.base))
+            .bearer_auth(api.key.as_deref().unwrap())
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+
+    let anonymous = Api::answer(
+        api.http
+            .post(format!("{}/v1/messages", api.base))
+            .json(&json!({"source": src, "event_type": "a", "payload": 1})),
+    )
+    .await;
+    assert_eq!(anonymous.status, 401, "{:?}", anonymous.body);
+    assert!(anonymous.headers.contains_key("x-request-id"));
+
+    let get = api.get("/v1/messages").await;
+    assert_eq!(get.status, 405, "{:?}", get.body);
+    let events = api.get("/v1/events").await;
+    assert_eq!(
+        events.data().as_array().unwrap().len(),
+        1,
+        "{:?}",
+        events.body
+    );
+    gw.stop().await;
+}

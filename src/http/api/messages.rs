@@ -110,7 +110,7 @@ pub fn envelope_body(
         (status = 409, description = "Idempotency key already used; `error.event_id` is the original", body = ErrorBody),
         (status = 422, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
-async fn send_message(
+pub(crate) async fn send_message(
     State(state): State<AppState>,
     auth: Auth,
     headers: HeaderMap,
