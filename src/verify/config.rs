@@ -28,10 +28,13 @@ pub const MAX_SECRETS: usize = 5;
 /// Longest accepted secret, in bytes.
 pub const MAX_SECRET_LEN: usize = 1024;
 
-/// Secrets shorter than this are masked entirely by [`mask_secret`].
-const MASK_MIN_CHARS: usize = 12;
-/// How many leading characters [`mask_secret`] keeps of longer secrets.
-const MASK_KEEP_CHARS: usize = 6;
+/// Scheme prefixes that carry no secret material and tell the operator what kind of secret it is.
+const MASK_KNOWN_PREFIXES: &[&str] = &["whsec_"];
+/// Secrets (after a known prefix) at least this long show their last [`MASK_TAIL_CHARS`]
+/// characters, so two secrets can be told apart during a rotation. Machine-generated secrets
+/// are this long; a human-chosen one usually is not, and shows nothing.
+const MASK_TAIL_MIN_CHARS: usize = 32;
+const MASK_TAIL_CHARS: usize = 4;
 
 /// Which signature scheme a source uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -121,11 +124,18 @@ pub struct FieldProblem {
 /// just `…` when the secret is shorter than 12 characters (a 6-character
 /// prefix of a short secret would give away too much of it).
 pub fn mask_secret(secret: &str) -> String {
-    if secret.chars().count() < MASK_MIN_CHARS {
-        return "…".to_owned();
+    let prefix = MASK_KNOWN_PREFIXES
+        .iter()
+        .find(|p| secret.starts_with(**p))
+        .copied()
+        .unwrap_or("");
+    let rest = &secret[prefix.len()..];
+    let n = rest.chars().count();
+    if n < MASK_TAIL_MIN_CHARS {
+        return format!("{prefix}…");
     }
-    let kept: String = secret.chars().take(MASK_KEEP_CHARS).collect();
-    format!("{kept}…")
+    let tail: String = rest.chars().skip(n - MASK_TAIL_CHARS).collect();
+    format!("{prefix}…{tail}")
 }
 
 // === impl Provider ===
@@ -595,11 +605,16 @@ mod tests {
     }
 
     #[test]
-    fn mask_counts_characters_not_bytes() {
+    fn mask_reveals_no_part_of_a_human_chosen_secret() {
         assert_eq!(mask_secret(""), "…");
-        assert_eq!(mask_secret("elevenchars"), "…");
-        assert_eq!(mask_secret("twelve-chars"), "twelve…");
-        assert_eq!(mask_secret("ééééééééééééé"), "éééééé…");
+        assert_eq!(mask_secret("It's a Secret to Everybody"), "…");
+        assert_eq!(mask_secret("whsec_short"), "whsec_…");
+        // Long (machine-generated) secrets show their last four characters, counted as chars.
+        let long = format!("{}WXYZ", "k".repeat(28));
+        assert_eq!(mask_secret(&long), "…WXYZ");
+        assert_eq!(mask_secret(&format!("whsec_{long}")), "whsec_…WXYZ");
+        assert_eq!(mask_secret(&"é".repeat(40)), "…éééé");
+        assert_eq!(mask_secret(&"k".repeat(31)), "…");
     }
 
     #[test]

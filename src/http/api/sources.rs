@@ -2,7 +2,9 @@
 //!
 //! A `webhook` source gets an unguessable `path_token` (256 random bits) at creation; its
 //! ingest URL is `/ingest/<path_token>`. An `api` source is fed by `POST /v1/messages` and has
-//! neither token nor verifier. Verification secrets are write-only: answers show them masked.
+//! neither token nor verifier. Verification secrets are write-only: answers show them masked
+//! (a known prefix such as `whsec_`, and the last four characters of secrets of 32 characters
+//! or more).
 
 use axum::extract::State;
 use serde::{Deserialize, Serialize};
