@@ -2,7 +2,7 @@
 //! process is killed mid-stream and restarted, with its exact body and its delivery rows.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -49,10 +49,12 @@ async fn load_until_killed(
     kill_after: Duration,
 ) -> Vec<(String, String)> {
     let stop = Arc::new(AtomicBool::new(false));
+    let acked_so_far = Arc::new(AtomicUsize::new(0));
     let base = format!("http://{}", gw.addr);
     let tasks: Vec<_> = (0..CLIENTS)
         .map(|client| {
             let (stop, url) = (stop.clone(), format!("{base}{path}"));
+            let acked_so_far = acked_so_far.clone();
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut acked = Vec::new();
@@ -70,12 +72,19 @@ async fn load_until_killed(
                     }
                     let Ok(v) = resp.json::<Value>().await else { break };
                     acked.push((v["data"]["event_id"].as_str().unwrap().to_owned(), body));
+                    acked_so_far.fetch_add(1, Ordering::Relaxed);
                 }
                 acked
             })
         })
         .collect();
     tokio::time::sleep(kill_after).await;
+    // On a loaded machine (CI, a build beside it) the restarted server may not have answered
+    // anything yet; a kill then would test nothing. Give it up to 10 s to acknowledge one.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while acked_so_far.load(Ordering::Relaxed) == 0 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     gw.kill();
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::new();
