@@ -90,6 +90,21 @@ impl RequestScope {
         }
         response
     }
+
+    /// [`run`](Self::run) under `server.request_timeout`: past it, 503 `request_timeout`, as
+    /// the router's timeout layer answers.
+    pub async fn run_with_timeout(
+        self,
+        timeout: std::time::Duration,
+        served: impl Future<Output = Response>,
+    ) -> Response {
+        self.run(async move {
+            tokio::time::timeout(timeout, served)
+                .await
+                .unwrap_or_else(|_| request_timeout().into_response())
+        })
+        .await
+    }
 }
 
 /// The answer when a request outlives `server.request_timeout`.

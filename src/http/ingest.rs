@@ -132,12 +132,8 @@ where
 {
     let timeout = state.config().server.request_timeout;
     RequestScope::start(request.method(), request.uri().path())
-        .run(async move {
-            match tokio::time::timeout(timeout, handle(&state, &token, request)).await {
-                Ok(Ok(answer)) => answer.into_response(),
-                Ok(Err(e)) => e.into_response(),
-                Err(_) => super::envelope::request_timeout().into_response(),
-            }
+        .run_with_timeout(timeout, async move {
+            handle(&state, &token, request).await.into_response()
         })
         .await
 }

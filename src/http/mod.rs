@@ -23,7 +23,7 @@ use axum::error_handling::HandleErrorLayer;
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::handler::Handler as _;
 use axum::http::Method;
-use axum::response::{IntoResponse as _, Response};
+use axum::response::Response;
 use axum::Router;
 use futures_util::future::Either;
 use hyper::body::Incoming;
@@ -209,11 +209,10 @@ impl hyper::service::Service<Request<Incoming>> for Gateway {
             return Either::Right(Box::pin(async move {
                 let scope = envelope::RequestScope::start(req.method(), req.uri().path());
                 Ok(scope
-                    .run(async move {
-                        match tokio::time::timeout(timeout, send.oneshot(req)).await {
-                            Ok(Ok(response)) => response,
-                            Ok(Err(never)) => match never {},
-                            Err(_) => envelope::request_timeout().into_response(),
+                    .run_with_timeout(timeout, async move {
+                        match send.oneshot(req).await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
                         }
                     })
                     .await)
