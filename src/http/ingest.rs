@@ -28,6 +28,9 @@ use crate::model::{Event, Origin, SourceKind};
 use crate::store::events::Appended;
 use crate::verify::Unverified;
 
+/// Bodies up to this size are copied out of hyper's read buffer (see [`read_body`]).
+const SMALL_BODY_BYTES: usize = 16 * 1024;
+
 /// Request headers never stored with an event: credentials and hop-by-hop framing.
 const DROPPED_HEADERS: &[&str] = &[
     "authorization",
@@ -309,7 +312,17 @@ where
         return Err(too_large());
     }
     match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
-        Ok(collected) => Ok(collected.to_bytes()),
+        // A small body is copied out: as a slice it would keep hyper's whole read buffer
+        // (8 KiB and up) alive until the journal thread drops the event, so every next request
+        // on the connection needed a fresh buffer (allocation, page faults, a cross-thread free).
+        Ok(collected) => {
+            let body = collected.to_bytes();
+            if body.len() <= SMALL_BODY_BYTES {
+                Ok(Bytes::copy_from_slice(&body))
+            } else {
+                Ok(body)
+            }
+        }
         Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
         Err(_) => Err(ApiError::bad_request(
             "bad_body",
