@@ -185,7 +185,7 @@ impl Store {
 
     /// Events of an account, newest first, starting below `before` (a raw event id).
     ///
-    /// A page ends after `limit` matches or after scanning [`MAX_SCAN_PER_PAGE`] events,
+    /// A page ends after `limit` matches or after scanning 10,000 events (`MAX_SCAN_PER_PAGE`),
     /// whichever comes first; `next_before` then says where the next page starts, so a
     /// selective filter over a large account pages through it instead of pinning one read
     /// transaction for the whole scan.
