@@ -12,7 +12,10 @@
 //!    the file's contents: a key file is a secret.
 //!
 //! ALPN offers `h2` then `http/1.1`; hyper's auto builder serves whichever the client chose.
-//! Not done here: client certificates, OCSP stapling, certificate expiry warnings.
+//! The leaf certificate's expiry is exported as `hookgate_tls_certificate_expiry_timestamp_seconds`
+//! and, within [`EXPIRY_WARNING`] of it (or past it), logged at WARN on every load and reload,
+//! so a forgotten renewal shows up before clients start refusing the gateway.
+//! Not done here: client certificates, OCSP stapling.
 
 use std::fs::File;
 use std::io::{self, Read as _};
@@ -20,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use prometheus::{IntCounterVec, Opts, Registry};
+use prometheus::{IntCounterVec, IntGauge, Opts, Registry};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject as _};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -36,6 +39,9 @@ const ALPN: [&[u8]; 2] = [b"h2", b"http/1.1"];
 /// Largest certificate or key file read. A real chain is a few KiB; the cap keeps a path
 /// mistakenly pointing at a huge (or endless) file from exhausting memory.
 const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
+
+/// How long before the leaf certificate's `notAfter` loading it logs a warning.
+const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// Which of the two configured files an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,17 +264,47 @@ fn certify(
     }
 }
 
+/// The leaf's `notAfter` in Unix seconds; `None` if it does not parse as X.509 (rustls has
+/// accepted the pair by then, so that only costs the expiry warning, not the listener).
+fn leaf_not_after(chain: &[CertificateDer<'_>]) -> Option<i64> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(chain.first()?.as_ref()).ok()?;
+    Some(leaf.validity().not_after.timestamp())
+}
+
+/// Exports the leaf's expiry and warns when it is near or past.
+fn note_expiry(config: &TlsConfig, not_after: Option<i64>, gauge: &IntGauge) {
+    let Some(not_after) = not_after else {
+        tracing::warn!(path = %config.cert.display(), "Could not read the TLS certificate's expiry date; no expiry warning will be given.");
+        return;
+    };
+    gauge.set(not_after);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let left_s = not_after - now;
+    if left_s <= 0 {
+        tracing::warn!(path = %config.cert.display(), expired_days_ago = -left_s / 86_400, "The TLS certificate has expired; clients will refuse the connection. Renew it and send SIGHUP.");
+    } else if left_s < EXPIRY_WARNING.as_secs() as i64 {
+        tracing::warn!(path = %config.cert.display(), days_left = left_s / 86_400, "The TLS certificate expires soon. Renew it and send SIGHUP.");
+    }
+}
+
 fn build_server_config(
     config: &TlsConfig,
     provider: &Arc<CryptoProvider>,
+    expiry: &IntGauge,
 ) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let certified = certify(config, read_chain(config)?, read_key(config)?, provider)?;
+    let chain = read_chain(config)?;
+    let not_after = leaf_not_after(&chain);
+    let certified = certify(config, chain, read_key(config)?, provider)?;
     let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
         .map_err(TlsError::Build)?
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(SingleCertAndKey::from(certified)));
     server.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
+    // Only for a pair that is about to be served: a refused reload keeps the old expiry.
+    note_expiry(config, not_after, expiry);
     Ok(Arc::new(server))
 }
 
@@ -287,6 +323,7 @@ pub enum HandshakeError {
 pub struct TlsMetrics {
     handshakes: IntCounterVec,
     reloads: IntCounterVec,
+    expiry: IntGauge,
 }
 
 // === impl TlsMetrics ===
@@ -307,11 +344,17 @@ impl TlsMetrics {
             ),
             &["outcome"],
         )?;
+        let expiry = IntGauge::new(
+            "hookgate_tls_certificate_expiry_timestamp_seconds",
+            "notAfter of the served TLS certificate (the leaf), in Unix seconds.",
+        )?;
         registry.register(Box::new(handshakes.clone()))?;
         registry.register(Box::new(reloads.clone()))?;
+        registry.register(Box::new(expiry.clone()))?;
         Ok(Self {
             handshakes,
             reloads,
+            expiry,
         })
     }
 }
@@ -337,7 +380,7 @@ impl TlsAcceptor {
     /// Loads the pair; fails if either file is unreadable or the key does not match.
     pub fn load(files: &TlsConfig, metrics: TlsMetrics) -> Result<Self, TlsError> {
         let provider = provider();
-        let current = build_server_config(files, &provider)?;
+        let current = build_server_config(files, &provider, &metrics.expiry)?;
         Ok(Self {
             inner: Arc::new(AcceptorInner {
                 files: files.clone(),
@@ -353,7 +396,7 @@ impl TlsAcceptor {
     /// workers.
     pub fn reload(&self) -> Result<(), TlsError> {
         let inner = &self.inner;
-        match build_server_config(&inner.files, &inner.provider) {
+        match build_server_config(&inner.files, &inner.provider, &inner.metrics.expiry) {
             Ok(next) => {
                 // A poisoned lock only means a panic elsewhere while swapping an `Arc`, which
                 // cannot leave it half-written; keep serving.
@@ -568,6 +611,45 @@ mod tests {
         let err = only_error(&files);
         assert!(matches!(err, TlsError::NotAFile { .. }), "{err:?}");
         assert_eq!(err.config_key(), "server.tls.cert");
+    }
+
+    #[test]
+    fn the_leafs_expiry_is_exported_and_a_refused_reload_keeps_it() {
+        let pair = |name: &str, year: i32| {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.not_after = rcgen::date_time_ymd(year, 1, 1);
+            let cert = params.self_signed(&key).unwrap();
+            (
+                pem("CERTIFICATE", cert.der()),
+                pem("PRIVATE KEY", &key.serialize_der()),
+            )
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let (cert1, key1) = pair("one", 2030);
+        let files = write_pair(dir.path(), &cert1, &key1);
+        let registry = Registry::new();
+        let acceptor = TlsAcceptor::load(&files, TlsMetrics::register(&registry).unwrap()).unwrap();
+        let expiry = || {
+            registry
+                .gather()
+                .iter()
+                .find(|f| f.name() == "hookgate_tls_certificate_expiry_timestamp_seconds")
+                .map(|f| f.get_metric()[0].get_gauge().get_value())
+        };
+        assert_eq!(expiry(), Some(1_893_456_000.0)); // 2030-01-01T00:00:00Z
+
+        let (cert2, key2) = pair("two", 2031);
+        write_pair(dir.path(), &cert2, &key1);
+        acceptor.reload().unwrap_err();
+        assert_eq!(expiry(), Some(1_893_456_000.0));
+
+        write_pair(dir.path(), &cert2, &key2);
+        acceptor.reload().unwrap();
+        assert_eq!(expiry(), Some(1_924_992_000.0)); // 2031-01-01T00:00:00Z
     }
 
     #[test]

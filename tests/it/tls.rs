@@ -77,6 +77,11 @@ impl TestCa {
 
     /// A fresh key and a leaf for it; `name` makes each leaf's DER distinct.
     fn leaf(&self, name: &str) -> Leaf {
+        self.leaf_valid_until(name, None)
+    }
+
+    /// Like [`leaf`](Self::leaf), expiring at `not_after` (rcgen's far-future default if `None`).
+    fn leaf_valid_until(&self, name: &str, not_after: Option<time::OffsetDateTime>) -> Leaf {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params =
             rcgen::CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
@@ -84,6 +89,10 @@ impl TestCa {
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
+        if let Some(t) = not_after {
+            params.not_before = t - time::Duration::days(90);
+            params.not_after = t;
+        }
         let cert = params.signed_by(&key, &self.issuer).unwrap();
         Leaf {
             cert_pem: pem("CERTIFICATE", cert.der()),
@@ -329,6 +338,30 @@ async fn https_negotiates_h2_and_sighup_serves_the_replaced_certificate_to_new_c
     // The drain closes open TLS connections too and the process exits cleanly.
     let status = gateway.terminate();
     assert!(status.success(), "{status:?}");
+}
+
+/// A certificate close to its notAfter is served, with a WARN at start; one past it, loaded by
+/// SIGHUP, is reported as expired.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_near_or_past_expiry_is_logged_at_load_and_reload() {
+    let ca = TestCa::new();
+    let now = time::OffsetDateTime::now_utc();
+    // Half days, so second-rounding in the certificate cannot change the whole days logged.
+    let soon = ca.leaf_valid_until("hookgate soon", Some(now + time::Duration::hours(84)));
+    let mut gateway = TlsGateway::start(&soon);
+    let line = gateway.wait_for_log("TLS certificate expires soon").await;
+    assert!(
+        line.contains("WARN") && line.contains("days_left=3"),
+        "{line}"
+    );
+    let conn = Connection::open(gateway.addr, &ca, &[b"h2"]).await;
+    assert_eq!(conn.leaf, soon.der);
+
+    let expired = ca.leaf_valid_until("hookgate expired", Some(now - time::Duration::hours(60)));
+    gateway.replace_pair(&expired.cert_pem, &expired.key_pem);
+    gateway.sighup();
+    let line = gateway.wait_for_log("TLS certificate has expired").await;
+    assert!(line.contains("expired_days_ago=2"), "{line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
