@@ -501,11 +501,19 @@ mod tests {
     /// A self-signed `localhost` certificate and its key, as PEM. (Which certificate a
     /// connection is served is checked end to end in `tests/it/tls.rs`.)
     fn self_signed(name: &str) -> (String, String) {
+        self_signed_until(name, None)
+    }
+
+    /// Like [`self_signed`], valid until 1 January of `year` (rcgen's far future if `None`).
+    fn self_signed_until(name: &str, year: Option<i32>) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
+        if let Some(year) = year {
+            params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        }
         let cert = params.self_signed(&key).unwrap();
         (
             pem("CERTIFICATE", cert.der()),
@@ -615,19 +623,7 @@ mod tests {
 
     #[test]
     fn the_leafs_expiry_is_exported_and_a_refused_reload_keeps_it() {
-        let pair = |name: &str, year: i32| {
-            let key = rcgen::KeyPair::generate().unwrap();
-            let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-            params
-                .distinguished_name
-                .push(rcgen::DnType::CommonName, name);
-            params.not_after = rcgen::date_time_ymd(year, 1, 1);
-            let cert = params.self_signed(&key).unwrap();
-            (
-                pem("CERTIFICATE", cert.der()),
-                pem("PRIVATE KEY", &key.serialize_der()),
-            )
-        };
+        let pair = |name: &str, year: i32| self_signed_until(name, Some(year));
         let dir = tempfile::tempdir().unwrap();
         let (cert1, key1) = pair("one", 2030);
         let files = write_pair(dir.path(), &cert1, &key1);
