@@ -8,6 +8,7 @@
 //!
 //! Outsiders control everything here, so failures are counted and logged at DEBUG, never WARN.
 
+use std::future::Future;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::HttpBody;
@@ -15,6 +16,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::FutureExt;
 use prometheus::{IntCounterVec, Opts, Registry};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -109,7 +111,7 @@ async fn ingest(
     Path(token): Path<String>,
     request: Request,
 ) -> Result<Data<IngestAnswer>, ApiError> {
-    handle(&state, &token, request).await
+    handle(state, token, request).await
 }
 
 /// The token of a request [`serve`] can take without the router: `POST /ingest/{token}` where
@@ -128,23 +130,28 @@ pub fn fast_path_token<'a>(method: &Method, path: &'a str) -> Option<&'a str> {
 /// span and timeout. The stack (boxed futures per layer, extension maps, extractors) cost
 /// about as much CPU per request as the handler itself, on the path whose throughput is the
 /// product; every other route keeps the router.
-pub async fn serve<B>(state: AppState, token: String, request: http::Request<B>) -> Response
+pub fn serve<B>(
+    state: AppState,
+    token: String,
+    request: http::Request<B>,
+) -> impl Future<Output = Response>
 where
     B: HttpBody<Data = Bytes> + Send,
     B::Error: Into<tower::BoxError>,
 {
     let timeout = state.config().server.request_timeout;
-    RequestScope::start(request.method(), request.uri().path())
-        .run_with_timeout(timeout, async move {
-            handle(&state, &token, request).await.into_response()
-        })
-        .await
+    // Combinators rather than an async block around `handle`, which would hold `request`
+    // twice (see `RequestScope::run`).
+    RequestScope::start(request.method(), request.uri().path()).run_with_timeout(
+        timeout,
+        handle(state, token, request).map(IntoResponse::into_response),
+    )
 }
 
 #[tracing::instrument(skip_all, fields(source_id))]
 async fn handle<B>(
-    state: &AppState,
-    token: &str,
+    state: AppState,
+    token: String,
     request: http::Request<B>,
 ) -> Result<Data<IngestAnswer>, ApiError>
 where
@@ -152,7 +159,7 @@ where
     B::Error: Into<tower::BoxError>,
 {
     let metrics = state.ingest_metrics();
-    let source = match state.catalog().source_by_token(token) {
+    let source = match state.catalog().source_by_token(&token) {
         Some(s) if s.kind == SourceKind::Webhook => s,
         _ => {
             metrics.count("unknown", "not_found");

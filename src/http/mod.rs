@@ -26,6 +26,7 @@ use axum::http::Method;
 use axum::response::Response;
 use axum::Router;
 use futures_util::future::Either;
+use futures_util::FutureExt as _;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -199,24 +200,23 @@ impl hyper::service::Service<Request<Incoming>> for Gateway {
     fn call(&self, req: Request<Incoming>) -> Self::Future {
         if let Some(token) = ingest::fast_path_token(req.method(), req.uri().path()) {
             let (state, token) = (self.state.clone(), token.to_owned());
-            return Either::Right(Box::pin(async move {
-                Ok(ingest::serve(state, token, req).await)
-            }));
+            // No async block around `serve`: it would hold `req` and the serve future side by
+            // side (see `RequestScope::run`).
+            let f = ingest::serve(state, token, req).map(Ok);
+            return Either::Right(Box::pin(f));
         }
         if req.method() == Method::POST && req.uri().path() == "/v1/messages" {
-            let send = self.send_message.clone();
             let timeout = self.state.config().server.request_timeout;
-            return Either::Right(Box::pin(async move {
-                let scope = envelope::RequestScope::start(req.method(), req.uri().path());
-                Ok(scope
-                    .run_with_timeout(timeout, async move {
-                        match send.oneshot(req).await {
-                            Ok(response) => response,
-                            Err(never) => match never {},
-                        }
-                    })
-                    .await)
-            }));
+            let scope = envelope::RequestScope::start(req.method(), req.uri().path());
+            let sent = self
+                .send_message
+                .clone()
+                .oneshot(req)
+                .map(|answer| match answer {
+                    Ok(response) => response,
+                    Err(never) => match never {},
+                });
+            return Either::Right(Box::pin(scope.run_with_timeout(timeout, sent).map(Ok)));
         }
         Either::Left(self.router.call(req))
     }

@@ -7,6 +7,7 @@
 //! queued delivery. Deduplication is checked inside that same job, so two copies of one
 //! provider delivery racing each other still produce one event.
 
+use std::future::Future;
 use std::time::Duration;
 
 use redb::{ReadableDatabase, ReadableTable};
@@ -52,13 +53,15 @@ fn decode_err(table: &'static str) -> impl Fn(codec::CodecError) -> StoreError {
 impl Store {
     /// Writes `event` and one pending delivery per destination in one durable commit, unless
     /// its dedupe key was seen on the same source within `dedupe_window`.
-    pub async fn append_event(
+    ///
+    /// Not an `async fn`, so the request future holds `event` once (inside the journal job).
+    pub fn append_event(
         &self,
         event: Event,
         destinations: Vec<DestinationId>,
         dedupe_window: Duration,
-    ) -> Result<Appended, StoreError> {
-        self.append(event, destinations, dedupe_window, true).await
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send + '_ {
+        self.append(event, destinations, dedupe_window, true)
     }
 
     /// Writes `event` with one delivery to `destination` that is *not* queued: the caller
@@ -97,13 +100,13 @@ impl Store {
         }
     }
 
-    async fn append(
+    fn append(
         &self,
         event: Event,
         destinations: Vec<DestinationId>,
         dedupe_window: Duration,
         queue: bool,
-    ) -> Result<Appended, StoreError> {
+    ) -> impl Future<Output = Result<Appended, StoreError>> + Send + '_ {
         let hook = if queue {
             self.due_hook(Self::due_entries)
         } else {
@@ -164,7 +167,7 @@ impl Store {
                 deliveries,
             })
         };
-        self.journal.submit_then(work, hook).await
+        self.journal.submit_then(work, hook)
     }
 
     pub fn event(&self, account: AccountId, id: EventId) -> Result<Option<Event>, StoreError> {

@@ -18,6 +18,7 @@
 //! fsync is in progress. The queue is bounded; a full queue is back-pressure that callers turn
 //! into 503 after `enqueue_timeout`.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -251,23 +252,27 @@ impl Journal {
     /// Runs `work` inside the next batch and answers once that batch is durable.
     ///
     /// `work` must follow invariant 5: any logical `Err` is returned before the first write.
-    pub async fn submit<F, R>(&self, work: F) -> Result<R, StoreError>
+    pub fn submit<F, R>(&self, work: F) -> impl Future<Output = Result<R, StoreError>> + Send + '_
     where
         F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
     {
-        self.submit_then(work, None).await
+        self.submit_then(work, None)
     }
 
     /// Like [`submit`](Self::submit), and runs `after_commit` on the writer thread once the
     /// commit succeeded — even if the waiter has gone away meanwhile. Used to feed the
     /// scheduler, which must learn of every committed delivery whatever happens to the request
     /// that caused it. The hook must be quick and must not block.
-    pub async fn submit_then<F, R>(
+    ///
+    /// The job is built here and enqueued on the first poll; the returned future holds only the
+    /// boxed job and the reply channel, not `work` (an `async fn` would keep `work` as its
+    /// argument and again inside the job while it awaits).
+    pub fn submit_then<F, R>(
         &self,
         work: F,
         after_commit: Option<AfterCommit<R>>,
-    ) -> Result<R, StoreError>
+    ) -> impl Future<Output = Result<R, StoreError>> + Send + '_
     where
         F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
         R: Send + 'static,
@@ -279,22 +284,24 @@ impl Journal {
             after_commit,
             reply,
         });
+        async move {
+            self.enqueue(job).await?;
+            answer.await.map_err(|_| StoreError::ShuttingDown)?
+        }
+    }
+
+    async fn enqueue(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
         match self.tx.try_send(job) {
-            Ok(()) => {}
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(StoreError::ShuttingDown),
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Closed(_)) => Err(StoreError::ShuttingDown),
             Err(mpsc::error::TrySendError::Full(job)) => {
                 match self.tx.send_timeout(job, self.enqueue_timeout).await {
-                    Ok(()) => {}
-                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => {
-                        return Err(StoreError::Overloaded)
-                    }
-                    Err(mpsc::error::SendTimeoutError::Closed(_)) => {
-                        return Err(StoreError::ShuttingDown)
-                    }
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::SendTimeoutError::Timeout(_)) => Err(StoreError::Overloaded),
+                    Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(StoreError::ShuttingDown),
                 }
             }
         }
-        answer.await.map_err(|_| StoreError::ShuttingDown)?
     }
 }
 
@@ -367,4 +374,35 @@ fn commit_batch(db: &Database, batch: &mut [Box<dyn Job>]) -> Result<(), StoreEr
     }
     txn.commit()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job's captures live in its box, not in the waiting future as well: appends carry the
+    /// whole event, and the future is part of every request's state.
+    #[tokio::test]
+    async fn submit_future_does_not_hold_the_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("j.redb")).unwrap();
+        let registry = Registry::new();
+        let options = JournalOptions {
+            queue_capacity: 16,
+            max_batch: 16,
+            enqueue_timeout: Duration::from_secs(1),
+        };
+        let metrics = JournalMetrics::register(&registry).unwrap();
+        let (journal, thread) = Journal::spawn(Arc::new(db), options, metrics).unwrap();
+        let payload = [7u8; 4096];
+        let pending = journal.submit(move |_batch| Ok(payload.len()));
+        assert!(
+            std::mem::size_of_val(&pending) < 512,
+            "submit future is {} bytes",
+            std::mem::size_of_val(&pending)
+        );
+        assert_eq!(pending.await.unwrap(), 4096);
+        drop(journal);
+        thread.join().await;
+    }
 }
