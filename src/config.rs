@@ -185,6 +185,7 @@ pub struct RawStorage {
     pub journal_queue_capacity: u64,
     pub journal_max_batch: u64,
     pub journal_enqueue_timeout_ms: u64,
+    pub cache_size_mb: u64,
 }
 
 #[derive(Default, Deserialize, PartialEq)]
@@ -265,6 +266,7 @@ impl Default for RawStorage {
             journal_queue_capacity: 8192,
             journal_max_batch: 1024,
             journal_enqueue_timeout_ms: 2_000,
+            cache_size_mb: 256,
         }
     }
 }
@@ -356,6 +358,9 @@ pub struct StorageConfig {
     pub journal_max_batch: usize,
     /// How long a writer waits for room in a full journal queue before answering 503.
     pub journal_enqueue_timeout: Duration,
+    /// redb's page cache: recently written and read pages kept in memory, the bulk of the
+    /// gateway's resident memory once traffic has filled it.
+    pub cache_size_bytes: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -529,6 +534,12 @@ impl Config {
                 "must be between 1 and 60000".into(),
             );
         }
+        if !(8..=1_048_576).contains(&raw.storage.cache_size_mb) {
+            bad(
+                "storage.cache_size_mb",
+                "must be between 8 and 1048576".into(),
+            );
+        }
 
         if !raw.admin.api_key.is_empty() && !raw.admin.api_key_file.is_empty() {
             bad(
@@ -698,6 +709,7 @@ impl Config {
                 journal_enqueue_timeout: Duration::from_millis(
                     raw.storage.journal_enqueue_timeout_ms,
                 ),
+                cache_size_bytes: (raw.storage.cache_size_mb as usize).saturating_mul(1 << 20),
             },
             admin: AdminConfig { api_key },
             ingest: IngestConfig {
@@ -808,6 +820,7 @@ listen = "not-an-address"
 max_body_bytes = 0
 [storage]
 journal_max_batch = 0
+cache_size_mb = 4
 [delivery]
 allow_cidrs = ["10.0.0.0/8", "nope"]
 [log]
@@ -824,6 +837,7 @@ format = "xml"
                 "server.listen",
                 "server.max_body_bytes",
                 "storage.journal_max_batch",
+                "storage.cache_size_mb",
                 "delivery.allow_cidrs[1]",
                 "log.format"
             ]

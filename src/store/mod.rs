@@ -190,10 +190,13 @@ impl Store {
             source,
         })?;
         let path = config.data_dir.join(DB_FILE);
-        let db = Database::create(&path).map_err(|source| StoreError::Open {
-            path: path.clone(),
-            source,
-        })?;
+        let db = Database::builder()
+            .set_cache_size(config.cache_size_bytes)
+            .create(&path)
+            .map_err(|source| StoreError::Open {
+                path: path.clone(),
+                source,
+            })?;
         init_schema(&db)?;
         let metrics = JournalMetrics::register(registry)?;
         let db = Arc::new(db);

@@ -309,6 +309,7 @@ mod tests {
             journal_queue_capacity: 64,
             journal_max_batch: 64,
             journal_enqueue_timeout: Duration::from_secs(5),
+            cache_size_bytes: 16 << 20,
         };
         let (store, _thread) = Store::open(&config, &prometheus::Registry::new()).unwrap();
         Fixture { store, _dir: dir }

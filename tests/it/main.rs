@@ -1,6 +1,7 @@
 //! hookgate's integration tests: one binary, a module per area.
 
 mod api;
+mod cache;
 mod cli;
 mod config;
 mod crash;

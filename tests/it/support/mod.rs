@@ -134,11 +134,16 @@ impl GatewayProcess {
     /// Writes a config for `data_dir` into it and starts `hookgate serve` on port 0. The API
     /// rate limit is off: crash tests read back thousands of events as fast as they can.
     pub fn start(data_dir: &Path) -> Self {
+        Self::start_with_storage(data_dir, "")
+    }
+
+    /// [`start`](Self::start) with extra `[storage]` lines.
+    pub fn start_with_storage(data_dir: &Path, storage: &str) -> Self {
         let config_path = data_dir.join("hookgate.toml");
         std::fs::write(
             &config_path,
             format!(
-                "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_s = 10\n[storage]\ndata_dir = \"{}\"\n[admin]\napi_key = \"{ADMIN_KEY}\"\n[delivery]\nallow_private_networks = true\n[api]\nrate_limit_per_s = 0\n[log]\nlevel = \"warn\"\n",
+                "[server]\nlisten = \"127.0.0.1:0\"\nshutdown_grace_s = 10\n[storage]\ndata_dir = \"{}\"\n{storage}\n[admin]\napi_key = \"{ADMIN_KEY}\"\n[delivery]\nallow_private_networks = true\n[api]\nrate_limit_per_s = 0\n[log]\nlevel = \"warn\"\n",
                 data_dir.join("data").display()
             ),
         )
