@@ -13,7 +13,7 @@ use std::time::Duration;
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::deliveries::DueEntry;
-use super::tables::{DELIVERIES, EVENTS};
+use super::tables::{DELIVERIES, DESTINATIONS, EVENTS};
 use super::{codec, Store, StoreError};
 use crate::ids::{raw_id_at, AccountId, DeliveryId, DestinationId, EventId, SourceId};
 use crate::model::{Delivery, DeliveryStatus, Event, EventMeta, EventStatus};
@@ -28,6 +28,15 @@ pub enum Appended {
     },
     /// The dedupe key was seen within the window; nothing was written.
     Duplicate { event_id: EventId },
+}
+
+/// What `add_delivery` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Added {
+    /// A new delivery, queued.
+    Created(Delivery),
+    /// The event already had a delivery to that destination; nothing was written.
+    Exists(Delivery),
 }
 
 /// Filters of `GET /v1/events`; all optional.
@@ -168,6 +177,79 @@ impl Store {
             })
         };
         self.journal.submit_then(work, hook)
+    }
+
+    /// Queues a first delivery of a stored event to `destination`, which the event was never
+    /// routed to (a destination added after the event arrived: a backfill). Everything is
+    /// checked inside the journal job, so two concurrent calls create one delivery: the second
+    /// finds the first and returns it as [`Added::Exists`], for the caller to replay.
+    pub async fn add_delivery(
+        &self,
+        account: AccountId,
+        event: EventId,
+        destination: DestinationId,
+        at_ms: u64,
+    ) -> Result<Added, StoreError> {
+        let hook = self.due_hook(move |added: &Added| match added {
+            Added::Created(d) => vec![DueEntry {
+                due_ms: at_ms,
+                delivery: d.id,
+                account: d.account_id,
+                event: d.event_id,
+                destination: d.destination_id,
+            }],
+            Added::Exists(_) => Vec::new(),
+        });
+        let work = move |batch: &mut super::journal::Batch<'_>| {
+            let txn = batch.txn();
+            if txn
+                .open_table(EVENTS)?
+                .get((account.raw(), event.raw()))?
+                .is_none()
+            {
+                return Err(StoreError::NotFound("event"));
+            }
+            if txn
+                .open_table(DESTINATIONS)?
+                .get((account.raw(), destination.raw()))?
+                .is_none()
+            {
+                return Err(StoreError::Invalid {
+                    field: "destination_id".into(),
+                    message: "no destination with this id in this account".into(),
+                });
+            }
+            let mut deliveries = txn.open_table(DELIVERIES)?;
+            if let Some(d) = read_deliveries(&deliveries, event)?
+                .into_iter()
+                .find(|d| d.destination_id == destination)
+            {
+                return Ok(Added::Exists(d));
+            }
+            let d = Delivery {
+                id: DeliveryId(raw_id_at(at_ms)),
+                event_id: event,
+                account_id: account,
+                destination_id: destination,
+                status: DeliveryStatus::Pending,
+                attempts: 0,
+                retry_base: 0,
+                next_attempt_at_ms: Some(at_ms),
+                last_status_code: None,
+                created_at_ms: at_ms,
+                updated_at_ms: at_ms,
+            };
+            deliveries.insert(
+                (event.raw(), d.id.raw()),
+                codec::encode_delivery(&d).as_slice(),
+            )?;
+            txn.open_table(super::tables::DUE)?.insert(
+                (at_ms, d.id.raw()),
+                (account.raw(), event.raw(), destination.raw()),
+            )?;
+            Ok(Added::Created(d))
+        };
+        self.journal.submit_then(work, hook).await
     }
 
     pub fn event(&self, account: AccountId, id: EventId) -> Result<Option<Event>, StoreError> {

@@ -357,6 +357,94 @@ async fn dead_letters_are_listed_and_bulk_replay_delivers_them() {
 }
 
 #[tokio::test]
+async fn replaying_to_a_destination_added_later_gives_it_a_first_delivery() {
+    let mut first = TestReceiver::start(vec![]).await;
+    let mut later = TestReceiver::start(vec![]).await;
+    let gw = TestGateway::start().await;
+    let s = setup(&gw, json!({"url": first.url("/")})).await;
+    let body = r#"{"n":"backfill"}"#;
+    let event = ingest(&s.api, &s.ingest, body).await;
+    assert_eq!(first.next(WAIT).await.unwrap().header("webhook-id"), event);
+
+    // No route leads there: the event predates it.
+    let added = s
+        .api
+        .post(
+            "/v1/destinations",
+            json!({"name": "later", "url": later.url("/")}),
+        )
+        .await;
+    let added_id = added.data()["id"].as_str().unwrap().to_owned();
+    let replay = format!("/v1/events/{event}/replay");
+    let one = s
+        .api
+        .post(&replay, json!({"destination_id": added_id}))
+        .await;
+    assert_eq!(one.status, 200, "{:?}", one.body);
+    assert_eq!(
+        (
+            one.data()["matched"].clone(),
+            one.data()["replayed"].clone(),
+            one.data()["created"].clone()
+        ),
+        (json!(0), json!(1), json!(1))
+    );
+    let got = later
+        .next(WAIT)
+        .await
+        .expect("the new destination gets the event");
+    assert_eq!(got.header("webhook-id"), event);
+    assert_eq!(&got.body[..], body.as_bytes());
+    let deliveries = until(&s.api, &format!("/v1/events/{event}/deliveries"), |b| {
+        b["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["destination_id"] == added_id.as_str() && d["status"] == "delivered")
+    })
+    .await;
+    assert_eq!(deliveries["data"].as_array().unwrap().len(), 2);
+
+    // From now on it is an ordinary delivery: a second replay re-sends it, creating nothing.
+    let again = s
+        .api
+        .post(&replay, json!({"destination_id": added_id}))
+        .await;
+    assert_eq!(
+        (
+            again.data()["matched"].clone(),
+            again.data()["replayed"].clone(),
+            again.data()["created"].clone()
+        ),
+        (json!(1), json!(1), json!(0))
+    );
+    assert_eq!(later.next(WAIT).await.unwrap().header("webhook-id"), event);
+    let listed = s.api.get(&format!("/v1/events/{event}/deliveries")).await;
+    assert_eq!(listed.data().as_array().unwrap().len(), 2);
+
+    // Destinations that are not this account's are refused, and nothing is created.
+    let (other, _) = gw.client().new_account("other").await;
+    let foreign = other
+        .post(
+            "/v1/destinations",
+            json!({"name": "x", "url": later.url("/")}),
+        )
+        .await;
+    for id in [
+        foreign.data()["id"].as_str().unwrap(),
+        "dst_00000000000000000000000000",
+    ] {
+        let refused = s.api.post(&replay, json!({"destination_id": id})).await;
+        assert_eq!(refused.status, 422, "{id}: {:?}", refused.body);
+        assert_eq!(refused.error_code(), "validation_failed");
+    }
+    let listed = s.api.get(&format!("/v1/events/{event}/deliveries")).await;
+    assert_eq!(listed.data().as_array().unwrap().len(), 2);
+    assert!(later.next(Duration::from_millis(300)).await.is_none());
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn fifo_destination_delivers_in_event_order_even_when_the_head_fails() {
     let mut rx = TestReceiver::start(vec![Reply::status(503), Reply::status(503)]).await;
     let gw = TestGateway::start().await;

@@ -17,9 +17,9 @@ use crate::http::auth::Auth;
 use crate::http::envelope::parse_json;
 use crate::http::envelope::{ApiError, ApiPath, ApiQuery, Data, List};
 use crate::http::AppState;
-use crate::ids::{DeliveryId, DestinationId, EventId, SourceId};
+use crate::ids::{now_ms, DeliveryId, DestinationId, EventId, SourceId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Event, EventMeta, EventStatus, Origin};
-use crate::store::events::EventFilter;
+use crate::store::events::{Added, EventFilter};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -322,17 +322,24 @@ async fn event_attempts(
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventReplay {
-    /// Only the delivery to this destination; absent: every delivery of the event.
+    /// Only the delivery to this destination; absent: every delivery of the event. A
+    /// destination of the account the event was never routed to gets a first delivery.
     pub destination_id: Option<DestinationId>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventReplayAnswer {
+    /// Existing deliveries of the event the request selected.
     pub matched: usize,
+    /// Deliveries queued by this call, `created` included.
     pub replayed: usize,
+    /// New deliveries: 1 when `destination_id` names a destination the event was never
+    /// delivered to, which now gets its first delivery.
+    pub created: usize,
 }
 
-/// Deliver an event again, to all its destinations or one.
+/// Deliver an event again, to all its destinations or one; a destination it never went to
+/// gets a first delivery.
 #[utoipa::path(post, path = "/v1/events/{id}/replay", tag = "events", request_body = EventReplay,
     params(("id" = String, Path, description = "evt_…")), security(("api_key" = [])),
     responses((status = 200, body = Envelope<EventReplayAnswer>), (status = 404, body = ErrorBody),
@@ -353,19 +360,31 @@ async fn replay_event(
     if state.store().event(auth.account, id)?.is_none() {
         return Err(ApiError::not_found("event"));
     }
-    let deliveries: Vec<_> = state
+    let mut deliveries: Vec<_> = state
         .store()
         .event_deliveries(id)?
         .into_iter()
         .filter(|d| input.destination_id.is_none_or(|x| x == d.destination_id))
         .collect();
-    if deliveries.is_empty() && input.destination_id.is_some() {
-        return Err(ApiError::invalid(
-            "destination_id",
-            "this event was not routed to that destination",
-        ));
-    }
     let matched = deliveries.len();
+    let mut created = 0;
+    if let (Some(destination), true) = (input.destination_id, deliveries.is_empty()) {
+        // Never routed there (the destination is newer than the event, or no route matched):
+        // a first delivery, due now.
+        match state
+            .store()
+            .add_delivery(auth.account, id, destination, now_ms())
+            .await?
+        {
+            Added::Created(_) => created = 1,
+            // A concurrent call created it first: replay that one like any other.
+            Added::Exists(d) => deliveries.push(d),
+        }
+    }
     let (replayed, _) = super::deliveries::replay(&state, auth.account, deliveries, false).await?;
-    Ok(Data::ok(EventReplayAnswer { matched, replayed }))
+    Ok(Data::ok(EventReplayAnswer {
+        matched,
+        replayed: replayed + created,
+        created,
+    }))
 }
