@@ -250,40 +250,53 @@ impl Store {
         Ok(page)
     }
 
-    /// Queued deliveries of an account in due order, optionally of one destination. Scans the
-    /// queue, so it is bounded by `scan_limit` entries.
+    /// Queued deliveries of an account in due order, optionally of one destination and one
+    /// status, starting after the queue key `after`.
+    ///
+    /// The queue is one index for all accounts, so a page scans at most `scan_limit` entries;
+    /// `next` is then the last key scanned, and the next page starts there. Another account's
+    /// large backlog thus makes a listing take more pages, never hides this account's entries.
     pub fn queued_deliveries(
         &self,
         account: AccountId,
-        destination: Option<DestinationId>,
+        filter: QueueFilter,
+        after: Option<(u64, u128)>,
         limit: usize,
         scan_limit: usize,
-    ) -> Result<Page<Delivery>, StoreError> {
+    ) -> Result<QueuePage, StoreError> {
         let txn = self.db.begin_read()?;
         let due = txn.open_table(DUE)?;
         let deliveries = txn.open_table(DELIVERIES)?;
-        let mut page = Page {
+        let mut page = QueuePage {
             items: Vec::new(),
-            has_more: false,
+            next: None,
         };
-        for (scanned, entry) in due.iter()?.enumerate() {
-            if scanned >= scan_limit {
-                page.has_more = true;
-                break;
-            }
+        let entries = match after {
+            Some((at, id)) => due.range((at, id)..)?,
+            None => due.range::<(u64, u128)>(..)?,
+        };
+        let mut last = None;
+        for (scanned, entry) in entries.enumerate() {
             let (k, v) = entry?;
-            let (acc, event, dst) = v.value();
-            if acc != account.raw() || destination.is_some_and(|d| d.raw() != dst) {
+            let key = k.value();
+            if Some(key) == after {
                 continue;
             }
-            if page.items.len() == limit {
-                page.has_more = true;
+            if scanned >= scan_limit || page.items.len() == limit {
+                page.next = last;
                 break;
             }
-            let id = DeliveryId(k.value().1);
+            last = Some(key);
+            let (acc, event, dst) = v.value();
+            if acc != account.raw() || filter.destination.is_some_and(|d| d.raw() != dst) {
+                continue;
+            }
+            let id = DeliveryId(key.1);
             if let Some(bytes) = deliveries.get((event, id.raw()))? {
-                page.items
-                    .push(decode_delivery(bytes.value(), EventId(event), id)?);
+                let d = decode_delivery(bytes.value(), EventId(event), id)?;
+                if filter.status.is_none_or(|s| s == d.status) {
+                    page.items.push(d);
+                }
             }
         }
         Ok(page)
@@ -560,6 +573,21 @@ impl Store {
     }
 }
 
+/// What [`Store::queued_deliveries`] lists.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct QueueFilter {
+    pub destination: Option<DestinationId>,
+    /// One status (`Pending` or `RetryScheduled`); `None`: every queued delivery.
+    pub status: Option<DeliveryStatus>,
+}
+
+/// A page of the queue; `next` is where the following page starts, if there is one.
+#[derive(Debug, Clone)]
+pub struct QueuePage {
+    pub items: Vec<Delivery>,
+    pub next: Option<(u64, u128)>,
+}
+
 /// Queue and storage figures for `/metrics`, read at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct QueueStats {
@@ -604,5 +632,94 @@ impl Store {
             disabled_destinations,
             file_bytes: std::fs::metadata(&self.path).map_or(0, |m| m.len()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::StorageConfig;
+    use crate::ids::SourceId;
+    use crate::model::{Event, Origin};
+    use crate::store::events::Appended;
+
+    async fn queue(store: &Store, account: AccountId, at_ms: u64, to: DestinationId) -> DeliveryId {
+        let event = Event {
+            id: EventId(raw_id_at(at_ms)),
+            account_id: account,
+            source_id: SourceId::new(),
+            origin: Origin::Inbound,
+            received_at_ms: at_ms,
+            event_type: None,
+            dedupe_key: None,
+            content_type: None,
+            headers: vec![],
+            body: bytes::Bytes::from_static(b"{}"),
+        };
+        match store.append_event(event, vec![to], Duration::ZERO).await {
+            Ok(Appended::Stored { deliveries, .. }) => deliveries[0].id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// Another account's backlog in front of ours costs pages, and never hides our entries.
+    #[tokio::test]
+    async fn queue_pages_reach_past_another_accounts_backlog() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = StorageConfig {
+            data_dir: dir.path().to_owned(),
+            journal_queue_capacity: 64,
+            journal_max_batch: 64,
+            journal_enqueue_timeout: Duration::from_secs(5),
+            cache_size_bytes: 16 << 20,
+        };
+        let (store, _thread) = Store::open(&config, &prometheus::Registry::new()).unwrap();
+        let (busy, ours) = (AccountId::new(), AccountId::new());
+        let (theirs_dst, our_dst, other_dst) = (
+            DestinationId::new(),
+            DestinationId::new(),
+            DestinationId::new(),
+        );
+        for n in 0..30 {
+            queue(&store, busy, 1_000 + n, theirs_dst).await;
+        }
+        let mut expected = Vec::new();
+        for n in 0..3 {
+            expected.push(queue(&store, ours, 2_000 + n, our_dst).await);
+        }
+        queue(&store, ours, 3_000, other_dst).await;
+
+        let filter = QueueFilter {
+            destination: Some(our_dst),
+            status: None,
+        };
+        let (mut seen, mut after, mut pages) = (Vec::new(), None, 0);
+        loop {
+            let page = store.queued_deliveries(ours, filter, after, 2, 8).unwrap();
+            assert!(page.items.len() <= 2);
+            seen.extend(page.items.iter().map(|d| d.id));
+            pages += 1;
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+        assert_eq!(seen, expected, "each of ours once, in due order");
+        assert!(
+            pages >= 4,
+            "30 foreign entries at 8 per page take pages: {pages}"
+        );
+
+        // Retry-scheduled only: none of ours are.
+        let retrying = QueueFilter {
+            destination: None,
+            status: Some(DeliveryStatus::RetryScheduled),
+        };
+        let page = store
+            .queued_deliveries(ours, retrying, None, 10, 1_000)
+            .unwrap();
+        assert!(page.items.is_empty() && page.next.is_none());
     }
 }

@@ -701,6 +701,46 @@ async fn a_fifo_destination_shows_the_failing_head_that_blocks_it() {
 }
 
 #[tokio::test]
+async fn queued_deliveries_page_through_next_cursor_in_due_order() {
+    let gw = TestGateway::start().await;
+    // Disabled: its deliveries stay queued, pending, for as long as the test looks.
+    let s = setup(&gw, json!({"url": "http://127.0.0.1:9/", "enabled": false})).await;
+    let mut events = Vec::new();
+    for n in 0..3 {
+        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
+    }
+    let (mut listed, mut cursor) = (Vec::new(), None::<String>);
+    for _ in 0..10 {
+        let path = match &cursor {
+            Some(c) => format!("/v1/deliveries?status=pending&limit=1&cursor={c}"),
+            None => "/v1/deliveries?status=pending&limit=1".to_owned(),
+        };
+        let page = s.api.get(&path).await;
+        assert_eq!(page.status, 200, "{:?}", page.body);
+        let items = page.data().as_array().unwrap();
+        assert!(items.len() <= 1);
+        listed.extend(
+            items
+                .iter()
+                .map(|d| d["event_id"].as_str().unwrap().to_owned()),
+        );
+        match page.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        listed, events,
+        "every queued delivery once, oldest due first"
+    );
+
+    let bad = s.api.get("/v1/deliveries?status=pending&cursor=nope").await;
+    assert_eq!(bad.status, 400);
+    assert_eq!(bad.error_code(), "bad_cursor");
+    gw.stop().await;
+}
+
+#[tokio::test]
 async fn a_destination_failing_longer_than_the_threshold_is_disabled() {
     let mut rx = TestReceiver::start(vec![]).await;
     rx.set_default(Reply::status(502));

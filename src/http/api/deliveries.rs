@@ -2,6 +2,7 @@
 //! `/v1/notices` (what hookgate did on its own, e.g. disabling a destination).
 
 use axum::extract::State;
+use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -13,12 +14,13 @@ use crate::http::envelope::{ApiError, ApiJson, ApiQuery, Data, List};
 use crate::http::AppState;
 use crate::ids::{now_ms, DestinationId, SourceId};
 use crate::model::{Delivery, DeliveryStatus, Notice};
-use crate::store::deliveries::ReplayFilter;
+use crate::store::deliveries::{QueueFilter, ReplayFilter};
 
 /// Deliveries a bulk replay touches at most per call.
 pub const MAX_REPLAY: usize = 10_000;
-/// Queue entries `GET /v1/deliveries` scans at most for pending deliveries.
-const MAX_QUEUE_SCAN: usize = 100_000;
+/// Queue entries one page of `GET /v1/deliveries` scans at most for queued deliveries; the
+/// `next_cursor` carries on from there, so a read never pins a transaction for long.
+const MAX_QUEUE_SCAN: usize = 10_000;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -35,7 +37,9 @@ pub struct DeliveryListParams {
     pub status: Option<DeliveryStatus>,
     pub destination_id: Option<DestinationId>,
     pub limit: Option<u32>,
-    /// Dead letters only: from a previous page.
+    /// From a previous page's `next_cursor`. Queued deliveries share one queue across
+    /// accounts and a page scans a bounded part of it, so a page can hold fewer than `limit`
+    /// items (even none) and still have a `next_cursor`: follow it until it is absent.
     pub cursor: Option<String>,
 }
 
@@ -49,42 +53,53 @@ async fn list_deliveries(
     ApiQuery(params): ApiQuery<DeliveryListParams>,
 ) -> Result<List<DeliveryView>, ApiError> {
     auth.require_read()?;
+    let dead_letters = params.status == Some(DeliveryStatus::DeadLetter);
+    // Dead-letter cursors are an id, queue cursors a queue key (due time and id).
     let page = ListParams {
         limit: params.limit,
-        cursor: params.cursor,
+        cursor: params.cursor.clone().filter(|_| dead_letters),
     }
     .page()?;
+    let queue_after = match (&params.cursor, dead_letters) {
+        (Some(c), false) => Some(decode_queue_cursor(c)?),
+        _ => None,
+    };
     let store = state.store().clone();
     let account = auth.account;
-    let status = params.status;
     let destination = params.destination_id;
-    let found = tokio::task::spawn_blocking(move || match status {
-        Some(DeliveryStatus::DeadLetter) => store.dead_letters(account, destination, page.after, page.limit),
+    let status = params.status;
+    let (items, next_cursor) = tokio::task::spawn_blocking(move || match status {
+        Some(DeliveryStatus::DeadLetter) => store
+            .dead_letters(account, destination, page.after, page.limit)
+            .map(|p| {
+                let next = p
+                    .has_more
+                    .then(|| p.items.last().map(|d| encode_cursor(d.id.raw())))
+                    .flatten();
+                (p.items, next)
+            }),
         Some(DeliveryStatus::Delivered) | Some(DeliveryStatus::Delivering) => Err(
             crate::store::StoreError::invalid(
                 "status",
                 "list delivered deliveries through /v1/events/{id}/deliveries; here: pending, retry_scheduled, dead_letter",
             ),
         ),
-        _ => store
-            .queued_deliveries(account, destination, page.limit * 4, MAX_QUEUE_SCAN)
-            .map(|mut p| {
-                if status == Some(DeliveryStatus::RetryScheduled) {
-                    p.items.retain(|d| d.status == DeliveryStatus::RetryScheduled);
-                }
-                p.items.truncate(page.limit);
-                p
-            }),
+        _ => {
+            let filter = QueueFilter {
+                destination,
+                // `pending` means everything queued: new and retry-scheduled alike.
+                status: status.filter(|s| *s == DeliveryStatus::RetryScheduled),
+            };
+            store
+                .queued_deliveries(account, filter, queue_after, page.limit, MAX_QUEUE_SCAN)
+                .map(|p| (p.items, p.next.map(encode_queue_cursor)))
+        }
     })
     .await
     .map_err(|e| ApiError::internal(&e))??;
-    let next_cursor = (status == Some(DeliveryStatus::DeadLetter) && found.has_more)
-        .then(|| found.items.last().map(|d| encode_cursor(d.id.raw())))
-        .flatten();
     let scheduler = state.scheduler().clone();
     Ok(List {
-        items: found
-            .items
+        items: items
             .into_iter()
             .map(|d| delivery_view(d, &scheduler))
             .collect(),
@@ -121,6 +136,28 @@ pub struct ReplayAnswer {
     /// When the last replayed delivery is due: replays are spaced by
     /// `[delivery] replay_rate_per_s` so they cannot flood a destination.
     pub last_due_at: Option<String>,
+}
+
+fn encode_queue_cursor((due_ms, id): (u64, u128)) -> String {
+    let mut b = [0u8; 24];
+    b[..8].copy_from_slice(&due_ms.to_be_bytes());
+    b[8..].copy_from_slice(&id.to_be_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+}
+
+fn decode_queue_cursor(cursor: &str) -> Result<(u64, u128), ApiError> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| <[u8; 24]>::try_from(b.as_slice()).ok())
+        .map(|b| {
+            let (due, id) = b.split_at(8);
+            (
+                u64::from_be_bytes(due.try_into().unwrap_or_default()),
+                u128::from_be_bytes(id.try_into().unwrap_or_default()),
+            )
+        })
+        .ok_or_else(|| ApiError::bad_request("bad_cursor", "cursor is not one this API issued"))
 }
 
 /// Queues the given deliveries again, spaced at the replay rate.
