@@ -8,7 +8,9 @@
 //! Invariants:
 //! 1. An event with a delivery that is not settled (delivered or dead-lettered) is never
 //!    removed, whatever its age: a pending, retry-scheduled or in-flight delivery is still owed
-//!    to a destination, and its `DUE` entry points at it.
+//!    to a destination, and its `DUE` entry points at it. The one exception is a test send's
+//!    delivery (never queued: pending with no next attempt) whose one attempt never recorded
+//!    an outcome because the process stopped: nothing will ever attempt it, nothing owes it.
 //! 2. An event goes together with everything keyed by it, in one job: its deliveries, their
 //!    attempts, their dead-letter index entries, and its dedupe entry if that still names it.
 //!    No reader ever sees a delivery or an attempt whose event is gone.
@@ -224,10 +226,13 @@ fn purge(
                 let id = k.value().1;
                 match codec::decode_delivery(v.value(), EventId(e.event), DeliveryId(id)) {
                     Ok(d) => {
-                        settled &= matches!(
-                            d.status,
-                            DeliveryStatus::Delivered | DeliveryStatus::DeadLetter
-                        );
+                        let abandoned_test_send =
+                            d.status == DeliveryStatus::Pending && d.next_attempt_at_ms.is_none();
+                        settled &= abandoned_test_send
+                            || matches!(
+                                d.status,
+                                DeliveryStatus::Delivered | DeliveryStatus::DeadLetter
+                            );
                         owned.push(id);
                     }
                     Err(_) => {
@@ -402,6 +407,31 @@ mod tests {
         txn.open_table(table).unwrap().len().unwrap()
     }
 
+    /// What `POST /v1/destinations/{id}/test` writes before its one attempt.
+    async fn test_send(store: &Store, account: AccountId, at_ms: u64) -> EventId {
+        let event = Event {
+            id: EventId(raw_id_at(at_ms)),
+            account_id: account,
+            source_id: SourceId(0),
+            origin: Origin::Outbound,
+            received_at_ms: at_ms,
+            event_type: Some("hookgate.test".into()),
+            dedupe_key: None,
+            content_type: None,
+            headers: vec![],
+            body: bytes::Bytes::from_static(b"{}"),
+        };
+        let d = store
+            .append_unqueued_event(event, DestinationId::new())
+            .await
+            .unwrap();
+        assert_eq!(
+            (d.status, d.next_attempt_at_ms),
+            (DeliveryStatus::Pending, None)
+        );
+        d.event_id
+    }
+
     /// Runs jobs of `max_events` until the sweep completes; returns the total and the jobs run.
     async fn sweep(store: &Store, default: Duration, max_events: usize) -> (PurgeReport, usize) {
         let (mut total, mut cursor, mut jobs) = (PurgeReport::default(), PurgeCursor::default(), 0);
@@ -444,6 +474,8 @@ mod tests {
         attempt(s, &d[0], NextStep::Delivered).await;
         // Its dedupe key was taken over by the recent event below, whose entry must survive.
         let (superseded, _) = event(s, acc, src, old, Some("b"), 0).await;
+        // A test send whose attempt never got recorded (the process stopped mid-attempt).
+        let abandoned = test_send(s, acc, old).await;
         let (recent, d) = event(s, acc, src, NOW - 60_000, Some("b"), 1).await;
         attempt(s, &d[0], NextStep::Delivered).await;
         assert_eq!(len(s, DEAD_LETTERS), 1);
@@ -452,11 +484,11 @@ mod tests {
 
         assert_eq!(
             (report.events, report.deliveries, report.attempts),
-            (4, 2, 3),
+            (5, 3, 3),
             "{report:?}"
         );
         assert_eq!((report.kept, report.unreadable), (3, 0), "{report:?}");
-        for gone in [received, delivered, dead, superseded] {
+        for gone in [received, delivered, dead, superseded, abandoned] {
             assert!(s.event(acc, gone).unwrap().is_none());
             assert!(s.event_deliveries(gone).unwrap().is_empty());
             assert!(s.attempts(gone).unwrap().is_empty());
