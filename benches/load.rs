@@ -228,6 +228,22 @@ async fn drive(
     total
 }
 
+/// The gateway's journal commits that took over 50 ms so far: read around a phase, it tells
+/// a p99 spike from a stalled disk (these commits) apart from one in the request path.
+async fn slow_commits(addr: SocketAddr) -> f64 {
+    let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
+        return f64::NAN;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let value = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(f64::NAN)
+    };
+    value("hookgate_journal_commit_duration_seconds_count")
+        - value("hookgate_journal_commit_duration_seconds_bucket{le=\"0.05\"}")
+}
+
 /// `wrk` (Debian package `wrk`): a C load generator that costs the shared cores about half of
 /// what the in-process hyper client does per request. Installed with apt-get when missing and
 /// allowed; `None` when it cannot be had, and the wrk phases are skipped.
@@ -643,10 +659,11 @@ fn main() {
         );
         let mut at256 = 0.0;
         for c in [1usize, 16, 256] {
+            let before = slow_commits(gw.addr).await;
             let mut s = drive(gw.addr, c, secs, "POST", path.clone(), Payload::Webhook).await;
             println!(
-                "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-                s.rate(), s.pct(0.5), s.pct(0.99), s.errors
+                "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  commits over 50 ms {:.0}",
+                s.rate(), s.pct(0.5), s.pct(0.99), s.errors, slow_commits(gw.addr).await - before
             );
             if c == 256 {
                 at256 = s.rate();
@@ -654,18 +671,20 @@ fn main() {
         }
         // The same two phases with wrk as the generator: on two shared cores the generator's own
         // CPU is part of what limits the gateway, and wrk's is about half of the in-process one.
+        let slow_before = slow_commits(gw.addr).await;
         let wrk = ensure_wrk().and_then(|()| {
             let health = wrk_phase(gw.addr, "/healthz", false, 256, secs)?;
             let ingest = wrk_phase(gw.addr, &path, true, 256, secs)?;
             Some((health, ingest))
         });
+        let wrk_slow = slow_commits(gw.addr).await - slow_before;
         match wrk {
             Some(((h, hp50, hp99, herr), (i, ip50, ip99, ierr))) => {
                 println!(
                     "GET /healthz (c=256, wrk):             {h:>9.0} req/s      p50 {hp50:>6.2} ms  p99 {hp99:>6.2} ms  errors {herr}"
                 );
                 println!(
-                    "POST /ingest durable (c=256, wrk):     {i:>9.0} events/s   p50 {ip50:>6.2} ms  p99 {ip99:>6.2} ms  errors {ierr}"
+                    "POST /ingest durable (c=256, wrk):     {i:>9.0} events/s   p50 {ip50:>6.2} ms  p99 {ip99:>6.2} ms  errors {ierr}  commits over 50 ms {wrk_slow:.0}"
                 );
             }
             None => println!("(wrk phases skipped: wrk unavailable)"),
