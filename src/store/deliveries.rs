@@ -275,17 +275,18 @@ impl Store {
             Some((at, id)) => due.range((at, id)..)?,
             None => due.range::<(u64, u128)>(..)?,
         };
-        let mut last = None;
-        for (scanned, entry) in entries.enumerate() {
+        let (mut last, mut scanned) = (after, 0);
+        for entry in entries {
             let (k, v) = entry?;
             let key = k.value();
             if Some(key) == after {
                 continue;
             }
-            if scanned >= scan_limit || page.items.len() == limit {
+            if scanned >= scan_limit.max(1) || page.items.len() == limit {
                 page.next = last;
                 break;
             }
+            scanned += 1;
             last = Some(key);
             let (acc, event, dst) = v.value();
             if acc != account.raw() || filter.destination.is_some_and(|d| d.raw() != dst) {

@@ -39,7 +39,10 @@ pub struct DeliveryListParams {
     pub limit: Option<u32>,
     /// From a previous page's `next_cursor`. Queued deliveries share one queue across
     /// accounts and a page scans a bounded part of it, so a page can hold fewer than `limit`
-    /// items (even none) and still have a `next_cursor`: follow it until it is absent.
+    /// items (even none) and still have a `next_cursor`: follow it until it is absent. The
+    /// queue is live: a delivery retried or replayed while you page moves to its new due time,
+    /// so it can show twice or not at all. Queue cursors are sealed and valid until the
+    /// gateway restarts.
     pub cursor: Option<String>,
 }
 
@@ -138,26 +141,75 @@ pub struct ReplayAnswer {
     pub last_due_at: Option<String>,
 }
 
+// Queue cursors name a position in the one queue all accounts share: where a page's scan
+// budget ran out, which is often another account's entry. They are sealed so a client learns
+// nothing of other accounts' queues (delivery ids, due times) and cannot forge a position: the
+// key is XORed with an HMAC-SHA256 keystream under a per-process secret and a random nonce,
+// then authenticated (encrypt-then-MAC). A restart makes old cursors `bad_cursor`.
+const CURSOR_NONCE: usize = 12;
+const CURSOR_KEY: usize = 24;
+const CURSOR_TAG: usize = 16;
+
+fn cursor_prf(label: u8, parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::{Hmac, Mac};
+    use rand::RngCore;
+    static SECRET: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let secret = SECRET.get_or_init(|| {
+        let mut k = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut k);
+        k
+    });
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(secret)
+        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+    mac.update(&[label]);
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().into()
+}
+
 fn encode_queue_cursor((due_ms, id): (u64, u128)) -> String {
-    let mut b = [0u8; 24];
-    b[..8].copy_from_slice(&due_ms.to_be_bytes());
-    b[8..].copy_from_slice(&id.to_be_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
+    use rand::RngCore;
+    let mut nonce = [0u8; CURSOR_NONCE];
+    rand::thread_rng().fill_bytes(&mut nonce);
+    let mut sealed = [0u8; CURSOR_KEY];
+    sealed[..8].copy_from_slice(&due_ms.to_be_bytes());
+    sealed[8..].copy_from_slice(&id.to_be_bytes());
+    for (b, k) in sealed.iter_mut().zip(cursor_prf(b'k', &[&nonce])) {
+        *b ^= k;
+    }
+    let tag = cursor_prf(b't', &[&nonce, &sealed]);
+    let mut out = Vec::with_capacity(CURSOR_NONCE + CURSOR_KEY + CURSOR_TAG);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&sealed);
+    out.extend_from_slice(&tag[..CURSOR_TAG]);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(out)
 }
 
 fn decode_queue_cursor(cursor: &str) -> Result<(u64, u128), ApiError> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
+    use subtle::ConstantTimeEq;
+    let bad = || ApiError::bad_request("bad_cursor", "cursor is not one this API issued");
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(cursor)
-        .ok()
-        .and_then(|b| <[u8; 24]>::try_from(b.as_slice()).ok())
-        .map(|b| {
-            let (due, id) = b.split_at(8);
-            (
-                u64::from_be_bytes(due.try_into().unwrap_or_default()),
-                u128::from_be_bytes(id.try_into().unwrap_or_default()),
-            )
-        })
-        .ok_or_else(|| ApiError::bad_request("bad_cursor", "cursor is not one this API issued"))
+        .map_err(|_| bad())?;
+    if raw.len() != CURSOR_NONCE + CURSOR_KEY + CURSOR_TAG {
+        return Err(bad());
+    }
+    let (nonce, rest) = raw.split_at(CURSOR_NONCE);
+    let (sealed, tag) = rest.split_at(CURSOR_KEY);
+    let expected = cursor_prf(b't', &[nonce, sealed]);
+    if !bool::from(expected[..CURSOR_TAG].ct_eq(tag)) {
+        return Err(bad());
+    }
+    let mut key = [0u8; CURSOR_KEY];
+    for ((b, s), k) in key.iter_mut().zip(sealed).zip(cursor_prf(b'k', &[nonce])) {
+        *b = s ^ k;
+    }
+    let (due, id) = key.split_at(8);
+    Ok((
+        u64::from_be_bytes(due.try_into().map_err(|_| bad())?),
+        u128::from_be_bytes(id.try_into().map_err(|_| bad())?),
+    ))
 }
 
 /// Queues the given deliveries again, spaced at the replay rate.
@@ -178,6 +230,10 @@ pub async fn replay(
         .filter(|d| !state.scheduler().is_in_flight(d.id))
         .map(|d| (d.event_id, d.id))
         .collect();
+    if targets.is_empty() {
+        // Nothing to write: no journal job, so no empty fsync'd commit.
+        return Ok((0, None));
+    }
     let entries = state
         .store()
         .replay(account, targets, start, spacing)
@@ -263,4 +319,38 @@ async fn list_notices(
             .collect(),
         next_cursor: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_cursors_round_trip_hide_the_key_and_refuse_tampering() {
+        let key = (
+            1_764_000_000_000u64,
+            0x0123_4567_89ab_cdef_0011_2233_4455_6677u128,
+        );
+        let cursor = encode_queue_cursor(key);
+        assert_eq!(decode_queue_cursor(&cursor).unwrap(), key);
+        // Fresh nonce per cursor: the same position never reads the same twice.
+        assert_ne!(encode_queue_cursor(key), cursor);
+
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&cursor)
+            .unwrap();
+        let id_bytes = key.1.to_be_bytes();
+        assert!(
+            !raw.windows(id_bytes.len()).any(|w| w == id_bytes),
+            "the delivery id shows in the cursor"
+        );
+        for i in 0..raw.len() {
+            let mut t = raw.clone();
+            t[i] ^= 1;
+            let tampered = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&t);
+            assert!(decode_queue_cursor(&tampered).is_err(), "byte {i} flipped");
+        }
+        assert!(decode_queue_cursor("nope").is_err());
+        assert!(decode_queue_cursor(&super::encode_cursor(7)).is_err());
+    }
 }
