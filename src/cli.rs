@@ -399,10 +399,11 @@ pub fn accounts_create(config_path: Option<&Path>, name: String) -> Result<(), F
 pub fn compact(config_path: Option<&Path>) -> Result<(), Failure> {
     let config = load_config(config_path).map_err(Failure::usage)?;
     let data_dir = &config.storage.data_dir;
-    let report = crate::store::admin::compact(data_dir).map_err(|e| {
-        let what = format!("compacting the database in {}", data_dir.display());
-        in_use_or(e, data_dir, "stop it first", what)
-    })?;
+    let report =
+        crate::store::admin::compact(data_dir, config.storage.cache_size_bytes).map_err(|e| {
+            let what = format!("compacting the database in {}", data_dir.display());
+            in_use_or(e, data_dir, "stop it first", what)
+        })?;
     println!("database: {}", report.path.display());
     println!("size_before_bytes: {}", report.size_before_bytes);
     println!("size_after_bytes: {}", report.size_after_bytes);

@@ -27,13 +27,18 @@ pub struct CompactReport {
 /// truncates the free tail, so space freed by deletions and retention goes back to the
 /// filesystem. Needs the file to itself (module invariant); refuses a missing file rather
 /// than creating an empty one.
-pub fn compact(data_dir: &Path) -> Result<CompactReport, StoreError> {
+pub fn compact(data_dir: &Path, cache_size_bytes: usize) -> Result<CompactReport, StoreError> {
     let path = data_dir.join(DB_FILE);
     let size_before_bytes = file_size(&path)?;
-    let mut db = Database::open(&path).map_err(|source| StoreError::Open {
-        path: path.clone(),
-        source,
-    })?;
+    // The configured cache, not redb's 1 GiB default: compaction reads the whole file, on the
+    // same small VM the gateway runs on.
+    let mut db = Database::builder()
+        .set_cache_size(cache_size_bytes)
+        .open(&path)
+        .map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
     // `compact` answers whether it moved anything; both answers leave a valid file, and the
     // sizes below are what the operator wants to know.
     db.compact().map_err(|e| StoreError::Redb(e.into()))?;
@@ -109,7 +114,7 @@ mod tests {
     #[test]
     fn compact_shrinks_a_file_with_free_space_and_keeps_its_rows() {
         let dir = data_dir_with_garbage();
-        let report = compact(dir.path()).unwrap();
+        let report = compact(dir.path(), 16 << 20).unwrap();
         assert!(
             report.size_after_bytes < report.size_before_bytes,
             "{report:?}"
@@ -128,7 +133,7 @@ mod tests {
     #[test]
     fn compact_reports_a_missing_file_with_its_path_and_creates_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let err = compact(dir.path()).unwrap_err();
+        let err = compact(dir.path(), 16 << 20).unwrap_err();
         assert!(!err.is_in_use());
         assert!(err.to_string().contains(DB_FILE), "{err}");
         assert!(!dir.path().join(DB_FILE).exists());
@@ -138,7 +143,7 @@ mod tests {
     fn a_file_held_open_elsewhere_is_reported_in_use() {
         let dir = data_dir_with_garbage();
         let _held = Database::open(dir.path().join(DB_FILE)).unwrap();
-        let err = compact(dir.path()).unwrap_err();
+        let err = compact(dir.path(), 16 << 20).unwrap_err();
         assert!(err.is_in_use(), "{err:?}");
     }
 }

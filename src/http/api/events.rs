@@ -366,7 +366,7 @@ async fn replay_event(
         .into_iter()
         .filter(|d| input.destination_id.is_none_or(|x| x == d.destination_id))
         .collect();
-    let matched = deliveries.len();
+    let mut matched = deliveries.len();
     let mut created = 0;
     if let (Some(destination), true) = (input.destination_id, deliveries.is_empty()) {
         // Never routed there (the destination is newer than the event, or no route matched):
@@ -378,7 +378,10 @@ async fn replay_event(
         {
             Added::Created(_) => created = 1,
             // A concurrent call created it first: replay that one like any other.
-            Added::Exists(d) => deliveries.push(d),
+            Added::Exists(d) => {
+                matched += 1;
+                deliveries.push(d);
+            }
         }
     }
     let (replayed, _) = super::deliveries::replay(&state, auth.account, deliveries, false).await?;
