@@ -641,7 +641,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::StorageConfig;
     use crate::ids::SourceId;
     use crate::model::{Event, Origin};
     use crate::store::events::Appended;
@@ -669,14 +668,7 @@ mod tests {
     #[tokio::test]
     async fn queue_pages_reach_past_another_accounts_backlog() {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig {
-            data_dir: dir.path().to_owned(),
-            journal_queue_capacity: 64,
-            journal_max_batch: 64,
-            journal_enqueue_timeout: Duration::from_secs(5),
-            cache_size_bytes: 16 << 20,
-        };
-        let (store, _thread) = Store::open(&config, &prometheus::Registry::new()).unwrap();
+        let store = Store::open_for_test(dir.path());
         let (busy, ours) = (AccountId::new(), AccountId::new());
         let (theirs_dst, our_dst, other_dst) = (
             DestinationId::new(),

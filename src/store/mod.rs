@@ -180,6 +180,20 @@ pub struct Store {
 // === impl Store ===
 
 impl Store {
+    /// A store in `dir` with small test-sized settings, for unit tests of the store modules.
+    #[cfg(test)]
+    pub(crate) fn open_for_test(dir: &Path) -> Store {
+        let config = StorageConfig {
+            data_dir: dir.to_owned(),
+            journal_queue_capacity: 64,
+            journal_max_batch: 64,
+            journal_enqueue_timeout: std::time::Duration::from_secs(5),
+            cache_size_bytes: 16 << 20,
+        };
+        let (store, _thread) = Store::open(&config, &Registry::new()).unwrap();
+        store
+    }
+
     /// Opens (or creates) the database and starts the journal writer.
     pub fn open(
         config: &StorageConfig,

@@ -293,7 +293,6 @@ mod tests {
     use redb::{Key, ReadableDatabase, ReadableTableMetadata, TableDefinition, Value};
 
     use super::*;
-    use crate::config::StorageConfig;
     use crate::ids::{raw_id_at, SourceId};
     use crate::model::{Attempt, Delivery, Event, Origin};
     use crate::store::deliveries::{HealthPolicy, NextStep, Outcome};
@@ -309,14 +308,7 @@ mod tests {
 
     async fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let config = StorageConfig {
-            data_dir: dir.path().to_owned(),
-            journal_queue_capacity: 64,
-            journal_max_batch: 64,
-            journal_enqueue_timeout: Duration::from_secs(5),
-            cache_size_bytes: 16 << 20,
-        };
-        let (store, _thread) = Store::open(&config, &prometheus::Registry::new()).unwrap();
+        let store = Store::open_for_test(dir.path());
         Fixture { store, _dir: dir }
     }
 
