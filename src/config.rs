@@ -213,6 +213,7 @@ pub struct RawDelivery {
     pub allow_private_networks: bool,
     pub allow_cidrs: Vec<String>,
     pub max_in_flight_total: u64,
+    pub queue_window: u64,
     pub connect_timeout_ms: u64,
     pub circuit_failure_threshold: u32,
     pub header_prefix: String,
@@ -228,6 +229,7 @@ impl Default for RawDelivery {
             allow_private_networks: false,
             allow_cidrs: Vec::new(),
             max_in_flight_total: 1024,
+            queue_window: 4096,
             connect_timeout_ms: 5_000,
             circuit_failure_threshold: 5,
             header_prefix: "x-hookgate-".into(),
@@ -375,6 +377,9 @@ pub struct DeliveryConfig {
     pub allow_cidrs: Vec<IpNet>,
     /// Attempts running at once across all destinations (bounds hookgate's own resources).
     pub max_in_flight_total: usize,
+    /// Queued deliveries of one destination held in memory (the earliest due); the rest wait
+    /// on disk and are loaded as these go. FIFO destinations hold their whole queue.
+    pub queue_window: usize,
     pub connect_timeout: Duration,
     /// Consecutive failures that open a destination's circuit (0: never).
     pub circuit_failure_threshold: u32,
@@ -603,6 +608,12 @@ impl Config {
                 "must be between 1 and 100000".into(),
             );
         }
+        if !(16..=1_000_000).contains(&raw.delivery.queue_window) {
+            bad(
+                "delivery.queue_window",
+                "must be between 16 and 1000000".into(),
+            );
+        }
         if !(100..=60_000).contains(&raw.delivery.connect_timeout_ms) {
             bad(
                 "delivery.connect_timeout_ms",
@@ -731,6 +742,7 @@ impl Config {
                 allow_private_networks: raw.delivery.allow_private_networks,
                 allow_cidrs,
                 max_in_flight_total: raw.delivery.max_in_flight_total as usize,
+                queue_window: raw.delivery.queue_window as usize,
                 connect_timeout: Duration::from_millis(raw.delivery.connect_timeout_ms),
                 circuit_failure_threshold: raw.delivery.circuit_failure_threshold,
                 header_prefix: raw.delivery.header_prefix.to_ascii_lowercase(),

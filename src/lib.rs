@@ -76,6 +76,7 @@ fn start_delivery(
         scheduler::SchedulerConfig {
             per_resource_labels: config.metrics.per_resource_labels,
             max_in_flight_total: d.max_in_flight_total,
+            queue_window: d.queue_window,
             circuit_failure_threshold: d.circuit_failure_threshold,
             attempt: attempt::AttemptSettings {
                 header_prefix: d.header_prefix.clone(),

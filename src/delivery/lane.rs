@@ -1,7 +1,9 @@
 //! One destination's lane: what may be sent to it now.
 //!
-//! A lane holds every queued delivery of its destination and decides, from the destination's
-//! settings, which of them to start: at most `max_in_flight` at once (one with FIFO ordering,
+//! A lane holds the queued deliveries of its destination that are next in line (all of them
+//! with FIFO ordering; otherwise the earliest due, up to a window, the rest staying on disk
+//! only until the lane runs low) and decides, from the destination's settings, which of them
+//! to start: at most `max_in_flight` at once (one with FIFO ordering,
 //! one while the circuit is open), no faster than `rate_limit_per_s`, nothing while the
 //! destination is disabled. With FIFO ordering the lane starts deliveries in event order and
 //! only the head may run, so a failing head holds back that destination alone. Lanes do no I/O;
@@ -24,6 +26,9 @@ const ORPHAN_CONCURRENCY: usize = 16;
 /// Position in the lane: `(due_ms, delivery)` unordered, `(event, delivery)` for FIFO.
 type Key = (u128, u128);
 
+/// A position in the store's queue index, which is in due order: `(due_ms, delivery)`.
+pub type QueuePos = (u64, u128);
+
 pub struct Lane {
     /// `None` when the destination was deleted.
     destination: Option<Arc<Destination>>,
@@ -35,12 +40,25 @@ pub struct Lane {
     circuit_threshold: u32,
     /// Settings could not be read; nothing starts until they are.
     paused: bool,
+    /// Most entries an unordered lane holds. A destination that is down or slow can gather a
+    /// backlog of millions; held in memory, it would grow without bound and be loaded again
+    /// at every start.
+    window: usize,
+    /// Some of this destination's deliveries, those at or after this position of the queue
+    /// index, may be on disk only. An unordered lane holds nothing from there on and loads
+    /// more as it runs low; a FIFO lane loads everything and starts nothing until it has,
+    /// because its head could be any of them.
+    resume: Option<QueuePos>,
 }
 
 // === impl Lane ===
 
 impl Lane {
-    pub fn new(destination: Option<Arc<Destination>>, circuit_threshold: u32) -> Self {
+    pub fn new(
+        destination: Option<Arc<Destination>>,
+        circuit_threshold: u32,
+        window: usize,
+    ) -> Self {
         let mut lane = Lane {
             destination: None,
             pending: BTreeMap::new(),
@@ -50,14 +68,16 @@ impl Lane {
             consecutive_failures: 0,
             circuit_threshold,
             paused: false,
+            window: window.max(2),
+            resume: None,
         };
         lane.reconfigure(destination);
         lane
     }
 
     /// A lane whose destination could not be read yet.
-    pub fn paused(circuit_threshold: u32) -> Self {
-        let mut lane = Self::new(None, circuit_threshold);
+    pub fn paused(circuit_threshold: u32, window: usize) -> Self {
+        let mut lane = Self::new(None, circuit_threshold, window);
         lane.paused = true;
         lane
     }
@@ -106,12 +126,48 @@ impl Lane {
         self.destination.as_ref().is_some_and(|d| !d.enabled)
     }
 
-    /// Drops the in-memory queue (the entries remain on disk); returns how many.
+    /// Drops the in-memory queue (the entries remain on disk, to be loaded from the start of
+    /// the queue index when the lane runs again); returns how many.
     pub fn park(&mut self) -> usize {
         let n = self.pending.len();
         self.pending.clear();
         self.keys.clear();
+        self.load_from_start();
         n
+    }
+
+    /// Makes the lane read the queue index again from its start (after a disable).
+    pub fn load_from_start(&mut self) {
+        self.resume = Some((0, 0));
+    }
+
+    /// Where to read the queue index from to load more, when the lane wants more: it has
+    /// deliveries on disk only and (unless FIFO) fewer than half its window in memory.
+    pub fn wants_more(&self) -> Option<QueuePos> {
+        let resume = self.resume?;
+        if self.parks() || (!self.fifo() && self.pending.len() > self.window / 2) {
+            return None;
+        }
+        Some(resume)
+    }
+
+    /// How many entries a load should bring: room in the window, or everything for FIFO.
+    pub fn room(&self) -> usize {
+        if self.fifo() {
+            usize::MAX
+        } else {
+            self.window.saturating_sub(self.pending.len())
+        }
+    }
+
+    /// The result of reading the queue index from [`Lane::wants_more`]'s position: the
+    /// destination's entries found (in index order) and where the read stopped (`None`: at the
+    /// end of the index, so nothing of this destination is on disk only any more).
+    pub fn loaded(&mut self, entries: Vec<DueEntry>, next: Option<QueuePos>) {
+        self.resume = next;
+        for e in entries {
+            self.insert(e);
+        }
     }
 
     pub fn destination(&self) -> Option<&Arc<Destination>> {
@@ -119,15 +175,38 @@ impl Lane {
     }
 
     /// Queues a delivery, replacing its previous position if it was queued already (a replay
-    /// moves a delivery, it never duplicates it).
+    /// moves a delivery, it never duplicates it). An unordered lane does not hold an entry
+    /// past its window: the entry is on disk already and is loaded when its turn nears.
     pub fn insert(&mut self, entry: DueEntry) {
         let id = entry.delivery.raw();
         if let Some(old) = self.keys.remove(&id) {
             self.pending.remove(&old);
         }
+        if !self.fifo() {
+            let pos = (entry.due_ms, id);
+            if self.resume.is_some_and(|r| pos >= r) {
+                return;
+            }
+        }
         let key = self.key(&entry);
         self.keys.insert(id, key);
         self.pending.insert(key, entry);
+        self.trim();
+    }
+
+    /// Keeps an unordered lane within its window by letting go of its latest entries.
+    fn trim(&mut self) {
+        if self.fifo() {
+            return;
+        }
+        while self.pending.len() > self.window {
+            let Some((_, last)) = self.pending.pop_last() else {
+                break;
+            };
+            self.keys.remove(&last.delivery.raw());
+            // Everything held is before `last` in due order, so from `last` on is on disk only.
+            self.resume = Some((last.due_ms, last.delivery.raw()));
+        }
     }
 
     pub fn queued(&self) -> usize {
@@ -138,8 +217,9 @@ impl Lane {
         self.in_flight
     }
 
+    /// Nothing queued in memory or on disk only, nothing running: the lane can be forgotten.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.in_flight == 0
+        self.pending.is_empty() && self.in_flight == 0 && self.resume.is_none()
     }
 
     fn enabled(&self) -> bool {
@@ -167,6 +247,9 @@ impl Lane {
         if !self.enabled() || self.in_flight >= self.capacity() {
             return None;
         }
+        if self.fifo() && self.resume.is_some() {
+            return None;
+        }
         let (_, head) = self.pending.first_key_value()?;
         Some(head.due_ms)
     }
@@ -175,10 +258,10 @@ impl Lane {
     /// Returns the entries and, when the rate limit held something back, when to ask again.
     pub fn take_ready(&mut self, now: u64, budget: usize) -> (Vec<DueEntry>, Option<u64>) {
         let mut out = Vec::new();
-        if !self.enabled() {
+        let fifo = self.fifo();
+        if !self.enabled() || (fifo && self.resume.is_some()) {
             return (out, None);
         }
-        let fifo = self.fifo();
         while out.len() < budget && self.in_flight < self.capacity() {
             let Some((&key, head)) = self.pending.first_key_value() else {
                 break;
@@ -261,7 +344,7 @@ mod tests {
 
     #[test]
     fn unordered_lane_starts_due_entries_up_to_max_in_flight() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 2, None)), 5);
+        let mut lane = Lane::new(Some(destination(Ordering::None, 2, None)), 5, 1000);
         lane.insert(entry(1, 10, 100));
         lane.insert(entry(2, 20, 50));
         lane.insert(entry(3, 30, 500));
@@ -277,7 +360,7 @@ mod tests {
 
     #[test]
     fn fifo_lane_runs_one_at_a_time_in_event_order_and_a_failing_head_blocks() {
-        let mut lane = Lane::new(Some(destination(Ordering::Fifo, 10, None)), 5);
+        let mut lane = Lane::new(Some(destination(Ordering::Fifo, 10, None)), 5, 1000);
         lane.insert(entry(2, 20, 0));
         lane.insert(entry(1, 10, 0));
         lane.insert(entry(3, 30, 0));
@@ -294,7 +377,7 @@ mod tests {
 
     #[test]
     fn circuit_opens_after_consecutive_failures_and_a_success_closes_it() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 10, None)), 3);
+        let mut lane = Lane::new(Some(destination(Ordering::None, 10, None)), 3, 1000);
         for i in 0..3 {
             lane.insert(entry(i, i, 0));
         }
@@ -314,7 +397,7 @@ mod tests {
     fn disabled_lane_starts_nothing_until_reenabled() {
         let mut d = (*destination(Ordering::None, 10, None)).clone();
         d.enabled = false;
-        let mut lane = Lane::new(Some(Arc::new(d.clone())), 5);
+        let mut lane = Lane::new(Some(Arc::new(d.clone())), 5, 1000);
         lane.insert(entry(1, 1, 0));
         assert_eq!(lane.next_wake(), None);
         assert!(lane.take_ready(10, 10).0.is_empty());
@@ -325,7 +408,7 @@ mod tests {
 
     #[test]
     fn rate_limit_holds_back_and_says_when_to_return() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 100, Some(2))), 5);
+        let mut lane = Lane::new(Some(destination(Ordering::None, 100, Some(2))), 5, 1000);
         for i in 0..10 {
             lane.insert(entry(i, i, 0));
         }
@@ -336,10 +419,94 @@ mod tests {
 
     #[test]
     fn reinserting_a_queued_delivery_moves_it() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 10, None)), 5);
+        let mut lane = Lane::new(Some(destination(Ordering::None, 10, None)), 5, 1000);
         lane.insert(entry(1, 1, 500));
         lane.insert(entry(1, 1, 5));
         assert_eq!(lane.queued(), 1);
         assert_eq!(lane.next_wake(), Some(5));
+    }
+
+    #[test]
+    fn unordered_lane_holds_a_window_and_loads_the_rest_as_it_runs_low() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 3, None)), 5, 4);
+        for i in 0..10u64 {
+            lane.insert(entry(u128::from(i), u128::from(i), i));
+        }
+        assert_eq!(lane.queued(), 4, "only the earliest due are held");
+        assert_eq!(lane.wants_more(), None, "more than half the window is held");
+        assert_eq!(ids(&lane.take_ready(100, 10).0), [0, 1, 2]);
+        assert_eq!(lane.wants_more(), Some((4, 4)), "from the first one let go");
+        assert_eq!(lane.room(), 3);
+        // Arrivals past the window stay on disk; a move to before it is held.
+        lane.insert(entry(20, 20, 50));
+        lane.insert(entry(21, 21, 0));
+        assert_eq!(lane.queued(), 2);
+        // A load step read the index up to (7, 7) exclusive.
+        lane.loaded(
+            vec![entry(4, 4, 4), entry(5, 5, 5), entry(6, 6, 6)],
+            Some((7, 7)),
+        );
+        assert_eq!(lane.queued(), 4, "trimmed back to the window");
+        assert_eq!(lane.wants_more(), None);
+        for _ in 0..3 {
+            lane.finished(true, None);
+        }
+        assert_eq!(ids(&lane.take_ready(100, 10).0), [21, 3, 4]);
+        // The last step reached the end of the index: nothing is on disk only any more.
+        lane.loaded(vec![], None);
+        assert_eq!(lane.wants_more(), None);
+        lane.insert(entry(30, 30, 99));
+        assert_eq!(lane.queued(), 2, "held again once everything is loaded");
+    }
+
+    #[test]
+    fn a_delivery_moved_past_the_window_leaves_memory() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 1, None)), 5, 2);
+        for i in 0..3u64 {
+            lane.insert(entry(u128::from(i), u128::from(i), i));
+        }
+        assert_eq!(lane.queued(), 2);
+        // Delivery 0 fails and retries later than the window reaches.
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
+        lane.finished(false, Some(entry(0, 0, 1_000)));
+        assert_eq!(lane.queued(), 1, "on disk only now");
+        assert!(
+            !lane.is_idle(),
+            "a lane with deliveries on disk only is not forgotten"
+        );
+    }
+
+    #[test]
+    fn fifo_lane_holds_everything_and_starts_nothing_until_fully_loaded() {
+        let mut lane = Lane::new(Some(destination(Ordering::Fifo, 1, None)), 5, 2);
+        for i in (0..5u128).rev() {
+            lane.insert(entry(i, i, 0));
+        }
+        assert_eq!(lane.queued(), 5, "no window for FIFO");
+        lane.load_from_start();
+        assert_eq!(lane.room(), usize::MAX);
+        assert_eq!(lane.next_wake(), None);
+        assert!(
+            lane.take_ready(10, 10).0.is_empty(),
+            "the head may still be on disk"
+        );
+        lane.loaded(vec![entry(7, 7, 0)], Some((0, 9)));
+        assert!(lane.take_ready(10, 10).0.is_empty());
+        lane.loaded(vec![], None);
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
+    }
+
+    #[test]
+    fn parking_leaves_everything_on_disk_to_be_loaded_from_the_start() {
+        let mut d = (*destination(Ordering::None, 10, None)).clone();
+        let mut lane = Lane::new(Some(Arc::new(d.clone())), 5, 8);
+        lane.insert(entry(1, 1, 0));
+        d.enabled = false;
+        lane.reconfigure(Some(Arc::new(d.clone())));
+        assert_eq!(lane.park(), 1);
+        assert_eq!(lane.wants_more(), None, "nothing loads while disabled");
+        d.enabled = true;
+        lane.reconfigure(Some(Arc::new(d)));
+        assert_eq!(lane.wants_more(), Some((0, 0)));
     }
 }

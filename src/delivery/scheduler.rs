@@ -30,12 +30,25 @@ use crate::store::{Store, StoreError};
 /// How long a delivery whose outcome could not be recorded waits before it is tried again.
 const RECORD_FAILURE_BACKOFF_MS: u64 = 30_000;
 
+/// Queue index entries read per read transaction when loading the queue at start.
+const LOAD_CHUNK: usize = 50_000;
+
+/// Queue index entries one lane's load step reads at most: the scheduler loop does nothing
+/// else meanwhile, and a destination whose deliveries are sparse in a long queue is loaded in
+/// several steps, with other work between them.
+const LOAD_STEP_SCAN: usize = 20_000;
+
+/// How long a lane waits before reading the queue again after a failed read.
+const LOAD_FAILURE_BACKOFF_MS: u64 = 1_000;
+
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     /// Label delivery series with the destination id (else "all").
     pub per_resource_labels: bool,
     pub max_in_flight_total: usize,
     pub circuit_failure_threshold: u32,
+    /// Queued deliveries of one (unordered) destination held in memory.
+    pub queue_window: usize,
     pub attempt: AttemptSettings,
 }
 
@@ -176,7 +189,6 @@ pub fn spawn(
     // treats a second copy of a queued delivery as a move, not a duplicate.
     let feed = handle.clone();
     store.set_due_listener(Arc::new(move |entries: &[DueEntry]| feed.queue(entries)));
-    let due = store.load_due()?;
     let mut state = State {
         store,
         client,
@@ -191,8 +203,20 @@ pub fn spawn(
         tx,
         shutdown: shutdown.clone(),
     };
-    tracing::info!(queued = due.len(), "Delivery queue loaded.");
-    state.queue(due);
+    // In chunks, each in its own short read transaction: lanes keep only a window of a large
+    // backlog, so memory stays bounded whatever the queue's length. All of it is read before
+    // anything starts, so that a FIFO lane knows its true head.
+    let (mut from, mut queued) = (Some((0, 0)), 0);
+    while let Some(pos) = from {
+        let mut chunk = Vec::new();
+        from = state.store.scan_due(pos, LOAD_CHUNK, |e| {
+            chunk.push(e);
+            true
+        })?;
+        queued += chunk.len();
+        state.queue(chunk);
+    }
+    tracing::info!(queued, "Delivery queue loaded.");
     shutdown.tracker().spawn(async move { state.run(rx).await });
     Ok(handle)
 }
@@ -229,9 +253,13 @@ impl State {
 
     fn lane(&mut self, account: AccountId, id: DestinationId) -> &mut Lane {
         if !self.lanes.contains_key(&id) {
+            let (threshold, window) = (
+                self.config.circuit_failure_threshold,
+                self.config.queue_window,
+            );
             let lane = match self.load_destination(account, id) {
-                Ok(destination) => Lane::new(destination, self.config.circuit_failure_threshold),
-                Err(()) => Lane::paused(self.config.circuit_failure_threshold),
+                Ok(destination) => Lane::new(destination, threshold, window),
+                Err(()) => Lane::paused(threshold, window),
             };
             self.lanes.insert(id, lane);
         }
@@ -289,12 +317,8 @@ impl State {
             }
         }
         if was_parked && enabled {
-            match self.store.due_for_destination(id) {
-                Ok(entries) => self.queue(entries),
-                Err(e) => {
-                    tracing::error!(destination_id = %id, error = %e, "Cannot reload the queue of a re-enabled destination; it resumes at the next start.");
-                }
-            }
+            // Its deliveries are on disk only; the lane loads them as any lane with a backlog.
+            self.lane(account, id).load_from_start();
         }
         self.reschedule(id, None);
     }
@@ -415,12 +439,20 @@ impl State {
         if let Some(old) = self.wake_of.remove(&id) {
             self.wake.remove(&(old, id));
         }
+        let again = match self.lanes.get(&id).and_then(Lane::wants_more) {
+            Some(from) => self.load_more(id, from),
+            None => None,
+        };
         let Some(lane) = self.lanes.get(&id) else {
             return;
         };
         let wake = match (lane.next_wake(), hint) {
             (Some(w), Some(h)) => Some(w.max(h)),
             (w, _) => w,
+        };
+        let wake = match (wake, again) {
+            (Some(w), Some(a)) => Some(w.min(a)),
+            (w, a) => w.or(a),
         };
         if let Some(w) = wake {
             self.wake.insert((w, id));
@@ -429,6 +461,41 @@ impl State {
             // Nothing queued or running: forget the lane (and its possibly stale settings).
             self.lanes.remove(&id);
         }
+    }
+
+    /// One load step for a lane that has deliveries on disk only: reads the queue index from
+    /// `from` for this destination's entries, up to the lane's room and at most
+    /// [`LOAD_STEP_SCAN`] index entries. Runs on the scheduler loop, so the index cannot
+    /// change under it in a way the loop has not seen: every commit that queues something is
+    /// announced after it is visible. Returns when to come back if the lane still wants more.
+    fn load_more(&mut self, id: DestinationId, from: (u64, u128)) -> Option<u64> {
+        let room = self.lanes.get(&id).map_or(0, Lane::room);
+        let mut found = Vec::new();
+        let scanned = self.store.scan_due(from, LOAD_STEP_SCAN, |e| {
+            if e.destination != id {
+                return true;
+            }
+            if found.len() >= room {
+                return false;
+            }
+            found.push(e);
+            true
+        });
+        let next = match scanned {
+            Ok(next) => next,
+            Err(e) => {
+                tracing::error!(destination_id = %id, error = %e, "Cannot read the queue; the destination's backlog waits.");
+                return Some(now_ms() + LOAD_FAILURE_BACKOFF_MS);
+            }
+        };
+        {
+            // Running attempts are not queued; their outcome queues them again if need be.
+            let running = lock(&self.in_flight);
+            found.retain(|e| !running.contains(&e.delivery.raw()));
+        }
+        let lane = self.lanes.get_mut(&id)?;
+        lane.loaded(found, next);
+        lane.wants_more().map(|_| now_ms())
     }
 
     fn dispatch(&mut self) {

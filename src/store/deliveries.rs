@@ -84,36 +84,38 @@ fn is_queued(status: DeliveryStatus) -> bool {
 impl Store {
     /// Every queued delivery (the scheduler's state at start). In-flight attempts of a stopped
     /// process are still queued, so they are attempted again: at-least-once.
-    pub fn load_due(&self) -> Result<Vec<DueEntry>, StoreError> {
+    /// Visits queue entries in due order, starting at `from` (inclusive), in one short read
+    /// transaction of at most `max_scan` entries. `visit` returns false to stop before
+    /// consuming an entry. Returns the position of the first entry not consumed, to continue
+    /// from, or `None` when the end of the queue was reached. The scheduler reads the queue
+    /// this way so that neither memory nor a read transaction grows with the backlog.
+    pub fn scan_due(
+        &self,
+        from: (u64, u128),
+        max_scan: usize,
+        mut visit: impl FnMut(DueEntry) -> bool,
+    ) -> Result<Option<(u64, u128)>, StoreError> {
         let txn = self.db.begin_read()?;
         let due = txn.open_table(DUE)?;
-        let mut out = Vec::new();
-        for entry in due.iter()? {
+        for (scanned, entry) in due.range(from..)?.enumerate() {
             let (k, v) = entry?;
             let (due_ms, delivery) = k.value();
+            if scanned >= max_scan {
+                return Ok(Some((due_ms, delivery)));
+            }
             let (account, event, destination) = v.value();
-            out.push(DueEntry {
+            let entry = DueEntry {
                 due_ms,
                 delivery: DeliveryId(delivery),
                 account: AccountId(account),
                 event: EventId(event),
                 destination: DestinationId(destination),
-            });
+            };
+            if !visit(entry) {
+                return Ok(Some((due_ms, delivery)));
+            }
         }
-        Ok(out)
-    }
-
-    /// The queued deliveries of one destination (a scan of the queue: for re-enabling a
-    /// destination, whose deliveries are not held in memory while it is disabled).
-    pub fn due_for_destination(
-        &self,
-        destination: DestinationId,
-    ) -> Result<Vec<DueEntry>, StoreError> {
-        Ok(self
-            .load_due()?
-            .into_iter()
-            .filter(|e| e.destination == destination)
-            .collect())
+        Ok(None)
     }
 
     pub fn delivery(&self, event: EventId, id: DeliveryId) -> Result<Option<Delivery>, StoreError> {

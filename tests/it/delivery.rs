@@ -777,3 +777,75 @@ async fn a_destination_failing_longer_than_the_threshold_is_disabled() {
     rx.drain();
     gw.stop().await;
 }
+
+/// Delivers until every id in `want` has had one 200, and checks that none had two.
+async fn delivered_once_each(rx: &mut TestReceiver, want: &[String]) {
+    let mut ok = std::collections::HashMap::<String, usize>::new();
+    while ok.len() < want.len() {
+        let r = rx.next(WAIT).await.expect("the whole backlog is delivered");
+        if r.answered == 200 {
+            *ok.entry(r.header("webhook-id").to_owned()).or_default() += 1;
+        }
+    }
+    while let Some(r) = rx.next(Duration::from_millis(300)).await {
+        if r.answered == 200 {
+            *ok.entry(r.header("webhook-id").to_owned()).or_default() += 1;
+        }
+    }
+    let mut got: Vec<&String> = ok.keys().collect();
+    got.sort();
+    let mut want: Vec<&String> = want.iter().collect();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(ok.values().all(|n| *n == 1), "each delivered once: {ok:?}");
+}
+
+#[tokio::test]
+async fn a_backlog_many_times_the_queue_window_is_delivered_once_each_after_a_restart() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    let window = |c: &mut hookgate::config::Config| c.delivery.queue_window = 16;
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), window).await;
+    let s = setup(&gw, json!({"url": rx.url("/"), "enabled": false})).await;
+    let dst = s.destination["id"].as_str().unwrap().to_owned();
+    let key = s.api.key.clone().unwrap();
+    let mut events = Vec::new();
+    for n in 0..120 {
+        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
+    }
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_with(dir, window).await;
+    let api = gw.client().with_key(&key);
+    assert!(rx.next(Duration::from_millis(300)).await.is_none());
+    let p = api
+        .patch(&format!("/v1/destinations/{dst}"), json!({"enabled": true}))
+        .await;
+    assert_eq!(p.status, 200);
+    delivered_once_each(&mut rx, &events).await;
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn retries_moved_past_the_queue_window_come_back_from_disk() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    rx.set_default(Reply::status(503));
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), |c| {
+        c.delivery.queue_window = 16;
+    })
+    .await;
+    let s = setup(
+        &gw,
+        json!({"url": rx.url("/"), "retry": {"schedule": ["300ms", "300ms", "300ms"], "jitter": false}}),
+    )
+    .await;
+    let mut events = Vec::new();
+    for n in 0..60 {
+        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
+    }
+    // Some first attempts fail and move behind the backlog; then the destination recovers.
+    for _ in 0..20 {
+        assert_eq!(rx.next(WAIT).await.unwrap().answered, 503);
+    }
+    rx.set_default(Reply::status(200));
+    delivered_once_each(&mut rx, &events).await;
+    gw.stop().await;
+}
