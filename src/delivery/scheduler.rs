@@ -495,7 +495,9 @@ impl State {
         }
         let lane = self.lanes.get_mut(&id)?;
         lane.loaded(found, next);
-        lane.wants_more().map(|_| now_ms())
+        // Not `now`: dispatch would take the lane again at once, and a destination sparse in a
+        // long queue would be read to the end in one go, with messages waiting meanwhile.
+        lane.wants_more().map(|_| now_ms() + 1)
     }
 
     fn dispatch(&mut self) {
