@@ -9,7 +9,7 @@
 //! only the head may run, so a failing head holds back that destination alone. Lanes do no I/O;
 //! the scheduler owns them and runs what they hand out.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
@@ -49,6 +49,10 @@ pub struct Lane {
     /// more as it runs low; a FIFO lane loads everything and starts nothing until it has,
     /// because its head could be any of them.
     resume: Option<QueuePos>,
+    /// Deliveries held at a time that is not their position on disk (an attempt whose
+    /// outcome could not be recorded waits a while before the next): held whatever the window
+    /// and `resume`, since the index would not bring them back at that time.
+    pinned: HashSet<u128>,
 }
 
 // === impl Lane ===
@@ -70,6 +74,7 @@ impl Lane {
             paused: false,
             window: window.max(2),
             resume: None,
+            pinned: HashSet::new(),
         };
         lane.reconfigure(destination);
         lane
@@ -114,7 +119,11 @@ impl Lane {
             let entries: Vec<DueEntry> = std::mem::take(&mut self.pending).into_values().collect();
             self.keys.clear();
             for e in entries {
-                self.insert(e);
+                if self.pinned.contains(&e.delivery.raw()) {
+                    self.insert_pinned(e);
+                } else {
+                    self.insert(e);
+                }
             }
         }
     }
@@ -132,6 +141,8 @@ impl Lane {
         let n = self.pending.len();
         self.pending.clear();
         self.keys.clear();
+        // Their entries on disk are at their recorded positions, which a load finds.
+        self.pinned.clear();
         self.load_from_start();
         n
     }
@@ -166,7 +177,10 @@ impl Lane {
     pub fn loaded(&mut self, entries: Vec<DueEntry>, next: Option<QueuePos>) {
         self.resume = next;
         for e in entries {
-            self.insert(e);
+            // A pinned delivery keeps its later time rather than its older position on disk.
+            if !self.pinned.contains(&e.delivery.raw()) {
+                self.insert(e);
+            }
         }
     }
 
@@ -182,6 +196,7 @@ impl Lane {
         if let Some(old) = self.keys.remove(&id) {
             self.pending.remove(&old);
         }
+        self.pinned.remove(&id);
         if !self.fifo() {
             let pos = (entry.due_ms, id);
             if self.resume.is_some_and(|r| pos >= r) {
@@ -194,18 +209,39 @@ impl Lane {
         self.trim();
     }
 
-    /// Keeps an unordered lane within its window by letting go of its latest entries.
+    /// Holds a delivery at a time that is not its position on disk (see `pinned`).
+    pub fn insert_pinned(&mut self, entry: DueEntry) {
+        let id = entry.delivery.raw();
+        if let Some(old) = self.keys.remove(&id) {
+            self.pending.remove(&old);
+        }
+        let key = self.key(&entry);
+        self.keys.insert(id, key);
+        self.pending.insert(key, entry);
+        self.pinned.insert(id);
+    }
+
+    /// Keeps an unordered lane within its window by letting go of its latest entries (pinned
+    /// ones aside: they do not count and are never let go).
     fn trim(&mut self) {
         if self.fifo() {
             return;
         }
-        while self.pending.len() > self.window {
-            let Some((_, last)) = self.pending.pop_last() else {
+        while self.pending.len().saturating_sub(self.pinned.len()) > self.window {
+            let Some((&key, &last)) = self
+                .pending
+                .iter()
+                .rev()
+                .find(|(_, e)| !self.pinned.contains(&e.delivery.raw()))
+            else {
                 break;
             };
+            self.pending.remove(&key);
             self.keys.remove(&last.delivery.raw());
-            // Everything held is before `last` in due order, so from `last` on is on disk only.
-            self.resume = Some((last.due_ms, last.delivery.raw()));
+            // Everything else held is before `last` in due order, so from `last` on is on
+            // disk only; `min` keeps a position an earlier trim set lower.
+            let pos = (last.due_ms, last.delivery.raw());
+            self.resume = Some(self.resume.map_or(pos, |r| r.min(pos)));
         }
     }
 
@@ -278,6 +314,7 @@ impl Lane {
             let entry = *head;
             self.pending.remove(&key);
             self.keys.remove(&entry.delivery.raw());
+            self.pinned.remove(&entry.delivery.raw());
             self.in_flight += 1;
             out.push(entry);
             if fifo {
@@ -287,16 +324,19 @@ impl Lane {
         (out, None)
     }
 
-    /// An attempt ended. `retry` re-queues the delivery at its next time.
-    pub fn finished(&mut self, succeeded: bool, retry: Option<DueEntry>) {
+    /// An attempt ended. `retry` re-queues the delivery at its next time; `pinned` when that
+    /// time is not its position on disk (its outcome was not recorded).
+    pub fn finished(&mut self, succeeded: bool, retry: Option<DueEntry>, pinned: bool) {
         self.in_flight = self.in_flight.saturating_sub(1);
         if succeeded {
             self.consecutive_failures = 0;
         } else {
             self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         }
-        if let Some(e) = retry {
-            self.insert(e);
+        match retry {
+            Some(e) if pinned => self.insert_pinned(e),
+            Some(e) => self.insert(e),
+            None => {}
         }
     }
 }
@@ -352,7 +392,7 @@ mod tests {
         let (got, _) = lane.take_ready(100, 10);
         assert_eq!(ids(&got), [20, 10], "due order");
         assert_eq!(lane.next_wake(), None, "at capacity");
-        lane.finished(true, None);
+        lane.finished(true, None, false);
         assert_eq!(lane.next_wake(), Some(500));
         assert!(lane.take_ready(499, 10).0.is_empty());
         assert_eq!(ids(&lane.take_ready(500, 10).0), [30]);
@@ -367,11 +407,11 @@ mod tests {
         assert_eq!(ids(&lane.take_ready(1, 10).0), [10]);
         assert!(lane.take_ready(1, 10).0.is_empty(), "one in flight");
         // The head fails and retries at t=1000: nothing behind it may pass.
-        lane.finished(false, Some(entry(1, 10, 1000)));
+        lane.finished(false, Some(entry(1, 10, 1000)), false);
         assert_eq!(lane.next_wake(), Some(1000));
         assert!(lane.take_ready(999, 10).0.is_empty());
         assert_eq!(ids(&lane.take_ready(1000, 10).0), [10]);
-        lane.finished(true, None);
+        lane.finished(true, None, false);
         assert_eq!(ids(&lane.take_ready(1000, 10).0), [20]);
     }
 
@@ -383,12 +423,12 @@ mod tests {
         }
         assert_eq!(lane.take_ready(0, 10).0.len(), 3);
         for i in 0..3 {
-            lane.finished(false, Some(entry(i, i, 10)));
+            lane.finished(false, Some(entry(i, i, 10)), false);
         }
         assert!(lane.circuit_open());
         assert_eq!(lane.take_ready(10, 10).0.len(), 1, "one probe");
         assert!(lane.take_ready(10, 10).0.is_empty());
-        lane.finished(true, None);
+        lane.finished(true, None, false);
         assert!(!lane.circuit_open());
         assert_eq!(lane.take_ready(10, 10).0.len(), 2);
     }
@@ -449,7 +489,7 @@ mod tests {
         assert_eq!(lane.queued(), 4, "trimmed back to the window");
         assert_eq!(lane.wants_more(), None);
         for _ in 0..3 {
-            lane.finished(true, None);
+            lane.finished(true, None, false);
         }
         assert_eq!(ids(&lane.take_ready(100, 10).0), [21, 3, 4]);
         // The last step reached the end of the index: nothing is on disk only any more.
@@ -468,7 +508,7 @@ mod tests {
         assert_eq!(lane.queued(), 2);
         // Delivery 0 fails and retries later than the window reaches.
         assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
-        lane.finished(false, Some(entry(0, 0, 1_000)));
+        lane.finished(false, Some(entry(0, 0, 1_000)), false);
         assert_eq!(lane.queued(), 1, "on disk only now");
         assert!(
             !lane.is_idle(),
@@ -508,5 +548,57 @@ mod tests {
         d.enabled = true;
         lane.reconfigure(Some(Arc::new(d)));
         assert_eq!(lane.wants_more(), Some((0, 0)));
+    }
+
+    #[test]
+    fn an_unrecorded_retry_is_held_past_the_window_and_a_load_keeps_its_later_time() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 1, None)), 5, 2);
+        for i in 0..4u64 {
+            lane.insert(entry(u128::from(i), u128::from(i), i));
+        }
+        assert_eq!(lane.wants_more(), None);
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
+        // Its outcome was not recorded: on disk it is still at (0, 0), the lane holds it later.
+        lane.finished(false, Some(entry(0, 0, 30_000)), true);
+        assert_eq!(lane.queued(), 2, "held although past the window");
+        lane.insert(entry(9, 9, 5));
+        lane.insert(entry(8, 8, 1));
+        assert_eq!(
+            lane.queued(),
+            3,
+            "never trimmed, and not counted in the window"
+        );
+        assert_eq!(lane.wants_more(), None);
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [1]);
+        lane.finished(true, None, false);
+        // A load from the start finds it at its old position and leaves it where it is.
+        lane.load_from_start();
+        lane.loaded(vec![entry(0, 0, 0)], Some((2, 2)));
+        assert_eq!(lane.next_wake(), Some(1));
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [8]);
+        lane.finished(true, None, false);
+        assert_eq!(lane.next_wake(), Some(30_000));
+    }
+
+    #[test]
+    fn trimming_never_moves_the_resume_position_later() {
+        let mut lane = Lane::new(Some(destination(Ordering::None, 1, None)), 5, 2);
+        for i in 0..3u64 {
+            lane.insert(entry(u128::from(i), u128::from(i), i));
+        }
+        assert_eq!(lane.wants_more(), None);
+        // A load brought entries that a pinned retry and arrivals then push out again.
+        lane.loaded(vec![], Some((1, 1)));
+        lane.insert(entry(5, 5, 0));
+        assert_eq!(lane.queued(), 2);
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
+        lane.finished(true, None, false);
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [5]);
+        lane.finished(true, None, false);
+        assert_eq!(
+            lane.wants_more(),
+            Some((1, 1)),
+            "still from the earliest let go"
+        );
     }
 }

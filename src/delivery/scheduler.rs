@@ -30,6 +30,10 @@ use crate::store::{Store, StoreError};
 /// How long a delivery whose outcome could not be recorded waits before it is tried again.
 const RECORD_FAILURE_BACKOFF_MS: u64 = 30_000;
 
+/// The outcome of an attempt that could not be recorded: its queue entry on disk is still at
+/// its old time, and the lane holds it 30 s later instead.
+const UNRECORDED: &str = "unrecorded";
+
 /// Queue index entries read per read transaction when loading the queue at start.
 const LOAD_CHUNK: usize = 50_000;
 
@@ -293,6 +297,8 @@ impl State {
             }
             let lane = self.lane(e.account, e.destination);
             if lane.parks() {
+                // On disk only; the lane reads it when the destination is enabled or deleted.
+                lane.load_from_start();
                 continue;
             }
             lane.insert(e);
@@ -308,15 +314,19 @@ impl State {
         let Ok(destination) = self.load_destination(account, id) else {
             return;
         };
-        let was_parked = self.lanes.get(&id).is_none_or(Lane::parks);
-        let enabled = destination.as_ref().is_some_and(|d| d.enabled);
+        // A parked lane is never forgotten (it has deliveries on disk only), so no lane means
+        // nothing of this destination waits on disk.
+        let was_parked = self.lanes.get(&id).is_some_and(Lane::parks);
+        // Enabled again, or deleted: its deliveries go out, or are dead-lettered, either way
+        // read from disk.
+        let runs = destination.as_ref().is_none_or(|d| d.enabled);
         if let Some(lane) = self.lanes.get_mut(&id) {
             lane.reconfigure(destination);
             if lane.parks() {
                 lane.park();
             }
         }
-        if was_parked && enabled {
+        if was_parked && runs {
             // Its deliveries are on disk only; the lane loads them as any lane with a backlog.
             self.lane(account, id).load_from_start();
         }
@@ -359,7 +369,7 @@ impl State {
             None
         };
         if let Some(lane) = self.lanes.get_mut(&id) {
-            lane.finished(f.succeeded, f.retry);
+            lane.finished(f.succeeded, f.retry, f.outcome == UNRECORDED);
             if let Some(destination) = reload {
                 lane.reconfigure(destination);
                 lane.park();
@@ -551,7 +561,7 @@ impl State {
                             disabled: None,
                             status_code: None,
                             duration: Duration::ZERO,
-                            outcome: "unrecorded",
+                            outcome: UNRECORDED,
                         }
                     }
                 };

@@ -849,3 +849,30 @@ async fn retries_moved_past_the_queue_window_come_back_from_disk() {
     delivered_once_each(&mut rx, &events).await;
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn an_enabled_destination_s_backlog_is_windowed_at_start_and_delivered_once_each() {
+    let mut rx = TestReceiver::start(vec![]).await;
+    let window = |c: &mut hookgate::config::Config| c.delivery.queue_window = 16;
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), window).await;
+    // One delivery a second: the backlog is still queued when the gateway stops.
+    let s = setup(&gw, json!({"url": rx.url("/"), "rate_limit_per_s": 1})).await;
+    let dst = s.destination["id"].as_str().unwrap().to_owned();
+    let key = s.api.key.clone().unwrap();
+    let mut events = Vec::new();
+    for n in 0..120 {
+        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
+    }
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_with(dir, window).await;
+    let api = gw.client().with_key(&key);
+    let p = api
+        .patch(
+            &format!("/v1/destinations/{dst}"),
+            json!({"rate_limit_per_s": null}),
+        )
+        .await;
+    assert_eq!(p.status, 200);
+    delivered_once_each(&mut rx, &events).await;
+    gw.stop().await;
+}
