@@ -778,6 +778,15 @@ async fn a_destination_failing_longer_than_the_threshold_is_disabled() {
     gw.stop().await;
 }
 
+/// Ingests `n` small events one after another; their ids.
+async fn ingest_many(s: &Setup, n: usize) -> Vec<String> {
+    let mut events = Vec::new();
+    for i in 0..n {
+        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{i}}}")).await);
+    }
+    events
+}
+
 /// Delivers until every id in `want` has had one 200, and checks that none had two.
 async fn delivered_once_each(rx: &mut TestReceiver, want: &[String]) {
     let mut ok = std::collections::HashMap::<String, usize>::new();
@@ -808,10 +817,7 @@ async fn a_backlog_many_times_the_queue_window_is_delivered_once_each_after_a_re
     let s = setup(&gw, json!({"url": rx.url("/"), "enabled": false})).await;
     let dst = s.destination["id"].as_str().unwrap().to_owned();
     let key = s.api.key.clone().unwrap();
-    let mut events = Vec::new();
-    for n in 0..120 {
-        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
-    }
+    let events = ingest_many(&s, 120).await;
     let dir = gw.stop().await;
     let gw = TestGateway::start_with(dir, window).await;
     let api = gw.client().with_key(&key);
@@ -837,10 +843,7 @@ async fn retries_moved_past_the_queue_window_come_back_from_disk() {
         json!({"url": rx.url("/"), "retry": {"schedule": ["300ms", "300ms", "300ms"], "jitter": false}}),
     )
     .await;
-    let mut events = Vec::new();
-    for n in 0..60 {
-        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
-    }
+    let events = ingest_many(&s, 60).await;
     // Some first attempts fail and move behind the backlog; then the destination recovers.
     for _ in 0..20 {
         assert_eq!(rx.next(WAIT).await.unwrap().answered, 503);
@@ -859,10 +862,7 @@ async fn an_enabled_destination_s_backlog_is_windowed_at_start_and_delivered_onc
     let s = setup(&gw, json!({"url": rx.url("/"), "rate_limit_per_s": 1})).await;
     let dst = s.destination["id"].as_str().unwrap().to_owned();
     let key = s.api.key.clone().unwrap();
-    let mut events = Vec::new();
-    for n in 0..120 {
-        events.push(ingest(&s.api, &s.ingest, &format!("{{\"n\":{n}}}")).await);
-    }
+    let events = ingest_many(&s, 120).await;
     let dir = gw.stop().await;
     let gw = TestGateway::start_with(dir, window).await;
     let api = gw.client().with_key(&key);
