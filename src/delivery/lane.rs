@@ -196,7 +196,10 @@ impl Lane {
         if let Some(old) = self.keys.remove(&id) {
             self.pending.remove(&old);
         }
-        self.pinned.remove(&id);
+        // Almost always empty; skip hashing on the per-delivery path.
+        if !self.pinned.is_empty() {
+            self.pinned.remove(&id);
+        }
         if !self.fifo() {
             let pos = (entry.due_ms, id);
             if self.resume.is_some_and(|r| pos >= r) {
@@ -314,7 +317,9 @@ impl Lane {
             let entry = *head;
             self.pending.remove(&key);
             self.keys.remove(&entry.delivery.raw());
-            self.pinned.remove(&entry.delivery.raw());
+            if !self.pinned.is_empty() {
+                self.pinned.remove(&entry.delivery.raw());
+            }
             self.in_flight += 1;
             out.push(entry);
             if fifo {
@@ -376,6 +381,19 @@ mod tests {
             event: EventId(event),
             destination: DestinationId(1),
         }
+    }
+
+    /// An unordered lane offered `n` deliveries, delivery `i` due at `i`.
+    fn filled(max_in_flight: u32, window: usize, n: u64) -> Lane {
+        let mut lane = Lane::new(
+            Some(destination(Ordering::None, max_in_flight, None)),
+            5,
+            window,
+        );
+        for i in 0..n {
+            lane.insert(entry(u128::from(i), u128::from(i), i));
+        }
+        lane
     }
 
     fn ids(v: &[DueEntry]) -> Vec<u128> {
@@ -468,10 +486,7 @@ mod tests {
 
     #[test]
     fn unordered_lane_holds_a_window_and_loads_the_rest_as_it_runs_low() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 3, None)), 5, 4);
-        for i in 0..10u64 {
-            lane.insert(entry(u128::from(i), u128::from(i), i));
-        }
+        let mut lane = filled(3, 4, 10);
         assert_eq!(lane.queued(), 4, "only the earliest due are held");
         assert_eq!(lane.wants_more(), None, "more than half the window is held");
         assert_eq!(ids(&lane.take_ready(100, 10).0), [0, 1, 2]);
@@ -501,10 +516,7 @@ mod tests {
 
     #[test]
     fn a_delivery_moved_past_the_window_leaves_memory() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 1, None)), 5, 2);
-        for i in 0..3u64 {
-            lane.insert(entry(u128::from(i), u128::from(i), i));
-        }
+        let mut lane = filled(1, 2, 3);
         assert_eq!(lane.queued(), 2);
         // Delivery 0 fails and retries later than the window reaches.
         assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
@@ -552,10 +564,7 @@ mod tests {
 
     #[test]
     fn an_unrecorded_retry_is_held_past_the_window_and_a_load_keeps_its_later_time() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 1, None)), 5, 2);
-        for i in 0..4u64 {
-            lane.insert(entry(u128::from(i), u128::from(i), i));
-        }
+        let mut lane = filled(1, 2, 4);
         assert_eq!(lane.wants_more(), None);
         assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
         // Its outcome was not recorded: on disk it is still at (0, 0), the lane holds it later.
@@ -582,10 +591,7 @@ mod tests {
 
     #[test]
     fn trimming_never_moves_the_resume_position_later() {
-        let mut lane = Lane::new(Some(destination(Ordering::None, 1, None)), 5, 2);
-        for i in 0..3u64 {
-            lane.insert(entry(u128::from(i), u128::from(i), i));
-        }
+        let mut lane = filled(1, 2, 3);
         assert_eq!(lane.wants_more(), None);
         // A load brought entries that a pinned retry and arrivals then push out again.
         lane.loaded(vec![], Some((1, 1)));
