@@ -1,7 +1,8 @@
 //! The scheduler: turns the durable queue into attempts, one lane per destination.
 //!
 //! State is the set of queued deliveries, loaded from the store at start (which includes the
-//! attempts a stopped process had in flight: at-least-once) and fed after every commit that
+//! attempts a stopped process had in flight: at-least-once) on the scheduler task itself, so
+//! that ingest and the API serve while a long backlog is read, and fed after every commit that
 //! queues something (ingest, send API, replay) through the store's due listener, which runs on
 //! the journal thread right after the commit. Attempt outcomes come back as messages. The loop
 //! sleeps until the earliest lane can start something or a message arrives: no polling when
@@ -13,9 +14,9 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 use tokio::sync::mpsc;
 
 use super::attempt::{self, AttemptSettings, Finished};
@@ -34,8 +35,10 @@ const RECORD_FAILURE_BACKOFF_MS: u64 = 30_000;
 /// its old time, and the lane holds it 30 s later instead.
 const UNRECORDED: &str = "unrecorded";
 
-/// Queue index entries read per read transaction when loading the queue at start.
-const LOAD_CHUNK: usize = 50_000;
+/// Queue index entries read per read transaction when loading the queue at start. Each chunk
+/// is then sorted into lanes on a runtime worker (about 5 µs an entry), so it is kept small
+/// enough not to stall the requests sharing that worker for long.
+const LOAD_CHUNK: usize = 8_192;
 
 /// Queue index entries one lane's load step reads at most: the scheduler loop does nothing
 /// else meanwhile, and a destination whose deliveries are sparse in a long queue is loaded in
@@ -122,6 +125,7 @@ pub struct DeliveryMetrics {
     deliveries: IntCounterVec,
     duration: Histogram,
     auto_disabled: IntCounter,
+    loading: IntGauge,
 }
 
 impl DeliveryMetrics {
@@ -148,11 +152,17 @@ impl DeliveryMetrics {
         )?;
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        let loading = IntGauge::new(
+            "hookgate_delivery_queue_loading",
+            "1 while the queue is read from disk after start; no delivery starts until it is 0.",
+        )?;
         registry.register(Box::new(auto_disabled.clone()))?;
+        registry.register(Box::new(loading.clone()))?;
         Ok(Self {
             deliveries,
             duration,
             auto_disabled,
+            loading,
         })
     }
 }
@@ -207,27 +217,72 @@ pub fn spawn(
         tx,
         shutdown: shutdown.clone(),
     };
-    // In chunks, each in its own short read transaction: lanes keep only a window of a large
-    // backlog, so memory stays bounded whatever the queue's length. All of it is read before
-    // anything starts, so that a FIFO lane knows its true head.
-    let (mut from, mut queued) = (Some((0, 0)), 0);
-    while let Some(pos) = from {
-        let mut chunk = Vec::new();
-        from = state.store.scan_due(pos, LOAD_CHUNK, |e| {
-            chunk.push(e);
-            true
-        })?;
-        queued += chunk.len();
-        state.queue(chunk);
-    }
-    tracing::info!(queued, "Delivery queue loaded.");
-    shutdown.tracker().spawn(async move { state.run(rx).await });
+    // Not read here: `run` answers nothing until this returns, and reading a backlog of a
+    // million deliveries takes seconds, during which ingest would refuse providers.
+    state.metrics.loading.set(1);
+    shutdown.tracker().spawn(async move {
+        if state.load_queue().await {
+            state.run(rx).await;
+        }
+    });
     Ok(handle)
 }
 
 // === impl State ===
 
 impl State {
+    /// Reads the whole queue into the lanes before the loop starts anything, so that a FIFO
+    /// lane knows its true head. In chunks, each in its own short read transaction (lanes keep
+    /// only a window of a large backlog, so memory stays bounded whatever the queue's length),
+    /// read on the blocking pool. Entries committed meanwhile wait in the command channel; one
+    /// also read from disk arrives twice, which a lane treats as a move. A failed read is
+    /// retried; `false` when shutdown came first.
+    async fn load_queue(&mut self) -> bool {
+        let started = Instant::now();
+        let (mut from, mut queued) = ((0, 0), 0);
+        loop {
+            let store = self.store.clone();
+            let read = tokio::task::spawn_blocking(move || {
+                let mut chunk = Vec::with_capacity(LOAD_CHUNK);
+                let next = store.scan_due(from, LOAD_CHUNK, |e| {
+                    chunk.push(e);
+                    true
+                })?;
+                Ok::<_, StoreError>((chunk, next))
+            });
+            let failure = tokio::select! {
+                read = read => match read {
+                    Ok(Ok((chunk, next))) => {
+                        queued += chunk.len();
+                        self.queue(chunk);
+                        match next {
+                            Some(pos) => {
+                                from = pos;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                    Ok(Err(e)) => e.to_string(),
+                    Err(e) => e.to_string(),
+                },
+                _ = self.shutdown.cancelled() => return false,
+            };
+            tracing::error!(error = %failure, "Cannot read the delivery queue; retrying in 1 s. Deliveries wait.");
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(LOAD_FAILURE_BACKOFF_MS)) => {}
+                _ = self.shutdown.cancelled() => return false,
+            }
+        }
+        self.metrics.loading.set(0);
+        tracing::info!(
+            queued,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "Delivery queue loaded."
+        );
+        true
+    }
+
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
         loop {
             while let Ok(cmd) = rx.try_recv() {

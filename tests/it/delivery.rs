@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::support::receiver::{signed_by, Received, Reply, TestReceiver};
-use crate::support::{Api, TestGateway};
+use crate::support::{metric, Api, TestGateway};
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -874,5 +874,95 @@ async fn an_enabled_destination_s_backlog_is_windowed_at_start_and_delivered_onc
         .await;
     assert_eq!(p.status, 200);
     delivered_once_each(&mut rx, &events).await;
+    gw.stop().await;
+}
+
+/// A restart with a long queue on disk: ingest answers at once, while the queue is still being
+/// read, and what it queued meanwhile is delivered once the read is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ingest_answers_while_a_long_queue_loads_at_start_and_its_events_are_delivered() {
+    use hookgate::ids::{AccountId, DestinationId};
+    const BACKLOG: u64 = 200_000;
+    let mut rx = TestReceiver::start(vec![]).await;
+    let gw = TestGateway::start().await;
+    let (api, account) = gw.client().new_account("acme").await;
+    let src = api
+        .post("/v1/sources", json!({"name": "in", "kind": "webhook"}))
+        .await;
+    let mut destinations = Vec::new();
+    for (name, url, enabled) in [
+        ("down", "http://127.0.0.1:9/", false),
+        ("up", &rx.url("/"), true),
+    ] {
+        let d = api
+            .post(
+                "/v1/destinations",
+                json!({"name": name, "url": url, "enabled": enabled}),
+            )
+            .await;
+        assert_eq!(d.status, 201, "{:?}", d.body);
+        let r = api
+            .post(
+                "/v1/routes",
+                json!({"source_id": src.data()["id"], "destination_id": d.data()["id"]}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        destinations.push(d.data()["id"].as_str().unwrap().to_owned());
+    }
+    let key = api.key.clone().unwrap();
+    let ingest_path = src.data()["ingest_path"].as_str().unwrap().to_owned();
+    let dir = gw.stop().await;
+
+    // The backlog of a disabled destination, written straight into the queue index: reading
+    // it at start takes far longer than the requests below.
+    let account = AccountId::parse(account["id"].as_str().unwrap())
+        .unwrap()
+        .raw();
+    let down = DestinationId::parse(&destinations[0]).unwrap().raw();
+    let db = redb::Database::open(dir.path().join(hookgate::store::DB_FILE)).unwrap();
+    let txn = db.begin_write().unwrap();
+    {
+        let mut due = txn.open_table(hookgate::store::tables::DUE).unwrap();
+        for i in 0..BACKLOG {
+            let id = u128::from(i) + 1;
+            due.insert((i, id), (account, id, down)).unwrap();
+        }
+    }
+    txn.commit().unwrap();
+    drop(db);
+
+    let gw = TestGateway::start_with(dir, |_| {}).await;
+    let api = gw.client().with_key(&key);
+    let event = ingest(&api, &ingest_path, r#"{"during":"load"}"#).await;
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&text, "hookgate_delivery_queue_loading"),
+        1.0,
+        "ingest answered only after the queue was read"
+    );
+
+    let r = rx
+        .next(Duration::from_secs(60))
+        .await
+        .expect("delivered after the load");
+    assert_eq!(r.answered, 200);
+    assert_eq!(r.header("webhook-id"), event);
+    assert!(
+        rx.next(Duration::from_millis(500)).await.is_none(),
+        "delivered once"
+    );
+    let text = reqwest::get(gw.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(metric(&text, "hookgate_delivery_queue_loading"), 0.0);
     gw.stop().await;
 }

@@ -32,6 +32,15 @@ pub fn test_config(dir: &Path) -> Config {
     Config::from_raw(raw, &|_| None).expect("test config is valid")
 }
 
+/// The value of an unlabelled series in a `/metrics` text.
+pub fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("metric {name} not found"))
+}
+
 /// The gateway running inside the test process.
 pub struct TestGateway {
     pub addr: SocketAddr,
