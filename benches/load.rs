@@ -322,6 +322,61 @@ fn wrk_phase(
     Some((rate, ms(field("50%")?)?, ms(field("99%")?)?, errors))
 }
 
+/// CPU time used so far, from /proc: the whole machine's busy time and the gateway process's.
+/// Over a phase, their difference per event says what a durable event costs in CPU, and so how
+/// fast two shared cores could take events at all, whatever the journal could do.
+#[derive(Clone, Copy)]
+struct CpuSnap {
+    machine_busy_s: f64,
+    gateway_s: f64,
+    at: Instant,
+}
+
+/// What a phase cost in CPU, per event, in µs; and the cores the machine had busy.
+struct CpuCost {
+    per_event_us: f64,
+    gateway_us: f64,
+    busy_cores: f64,
+}
+
+impl CpuSnap {
+    /// `None` where /proc is not Linux's. Times are in USER_HZ ticks, 100 per second on Linux.
+    fn take(gateway_pid: u32) -> Option<Self> {
+        const TICKS: f64 = 100.0;
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let cpu: Vec<f64> = stat
+            .lines()
+            .next()?
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|v| v.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq: busy is all but idle and iowait.
+        let busy = cpu.get(..7)?.iter().sum::<f64>() - cpu[3] - cpu[4];
+        let process = std::fs::read_to_string(format!("/proc/{gateway_pid}/stat")).ok()?;
+        let fields: Vec<&str> = process[process.rfind(')')? + 2..]
+            .split_whitespace()
+            .collect();
+        // utime and stime are fields 14 and 15 of the line, 11 and 12 after the command name.
+        let gateway = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+        Some(Self {
+            machine_busy_s: busy / TICKS,
+            gateway_s: gateway / TICKS,
+            at: Instant::now(),
+        })
+    }
+
+    fn cost_until(self, end: Self, rate: f64) -> CpuCost {
+        let secs = end.at.duration_since(self.at).as_secs_f64();
+        let events = rate * secs;
+        CpuCost {
+            per_event_us: (end.machine_busy_s - self.machine_busy_s) * 1e6 / events,
+            gateway_us: (end.gateway_s - self.gateway_s) * 1e6 / events,
+            busy_cores: (end.machine_busy_s - self.machine_busy_s) / secs,
+        }
+    }
+}
+
 struct Gateway {
     child: std::process::Child,
     addr: SocketAddr,
@@ -658,9 +713,15 @@ fn main() {
             health.rate(), health.pct(0.5), health.pct(0.99), health.errors
         );
         let mut at256 = 0.0;
+        let mut cost256 = None;
+        let pid = gw.child.id();
         for c in [1usize, 16, 256] {
             let before = slow_commits(gw.addr).await;
+            let cpu = CpuSnap::take(pid);
             let mut s = drive(gw.addr, c, secs, "POST", path.clone(), Payload::Webhook).await;
+            if c == 256 {
+                cost256 = cpu.zip(CpuSnap::take(pid)).map(|(a, b)| a.cost_until(b, s.rate()));
+            }
             println!(
                 "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  commits over 50 ms {:.0}",
                 s.rate(), s.pct(0.5), s.pct(0.99), s.errors, slow_commits(gw.addr).await - before
@@ -672,9 +733,12 @@ fn main() {
         // The same two phases with wrk as the generator: on two shared cores the generator's own
         // CPU is part of what limits the gateway, and wrk's is about half of the in-process one.
         let slow_before = slow_commits(gw.addr).await;
+        let mut wrk_cost = None;
         let wrk = ensure_wrk().and_then(|()| {
             let health = wrk_phase(gw.addr, "/healthz", false, 256, secs)?;
+            let cpu = CpuSnap::take(pid);
             let ingest = wrk_phase(gw.addr, &path, true, 256, secs)?;
+            wrk_cost = cpu.zip(CpuSnap::take(pid)).map(|(a, b)| a.cost_until(b, ingest.0));
             Some((health, ingest))
         });
         let wrk_slow = slow_commits(gw.addr).await - slow_before;
@@ -737,6 +801,23 @@ fn main() {
             println!("with wrk as the generator:   ingest / raw journal {:.2}, ingest / healthz {:.2}", i / journal_rate, i / h);
         }
         println!("send API c=256 / ingest c=256: {send_ratio:.2}  (target >= 0.90)");
+        // The ceiling the CPU cost alone sets: at that many µs of CPU per event (gateway, generator
+        // and kernel together), the machine's cores take at most cores / cost events a second.
+        println!();
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        for (name, cost) in [("in-process", &cost256), ("wrk", &wrk_cost)] {
+            if let Some(c) = cost {
+                let ceiling = cores * 1e6 / c.per_event_us;
+                println!(
+                    "CPU per durable event at c=256 ({name}): {:.0} µs ({:.0} gateway, {:.0} generator and the rest), {:.2} of {cores} cores busy",
+                    c.per_event_us, c.gateway_us, c.per_event_us - c.gateway_us, c.busy_cores
+                );
+                println!(
+                    "  all cores busy at that cost would take {ceiling:.0} events/s = {:.2} x raw journal: the highest ratio this CPU cost allows",
+                    ceiling / journal_rate
+                );
+            }
+        }
 
         // Phases of one run drift apart on this kind of machine (the raw journal alone moved
         // 35 % between its two measurements in one run), so one ratio is one draw. Extra rounds
