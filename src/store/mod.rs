@@ -9,13 +9,16 @@
 //! - Every commit is `Durability::Immediate` (fsync) — see `journal.rs` invariant 2.
 //! - Two-phase commit and quick-repair stay off (redb defaults). After an unclean stop redb
 //!   runs its full repair on open, which costs start-up time proportional to the file, not
-//!   correctness; quick-repair would add a write to every commit on the hot path.
+//!   correctness (see [`repair`] for how that start is kept alive under systemd); quick-repair
+//!   would turn on two-phase commit (a second fsync) and write the allocator state in every
+//!   commit on the hot path.
 
 pub mod admin;
 pub mod codec;
 pub mod deliveries;
 pub mod events;
 pub mod journal;
+mod repair;
 pub mod retention;
 pub mod tables;
 
@@ -204,13 +207,17 @@ impl Store {
             source,
         })?;
         let path = config.data_dir.join(DB_FILE);
-        let db = Database::builder()
+        let repair = repair::RepairReport::new(&path);
+        let report = repair.clone();
+        let opened = Database::builder()
             .set_cache_size(config.cache_size_bytes)
-            .create(&path)
-            .map_err(|source| StoreError::Open {
-                path: path.clone(),
-                source,
-            })?;
+            .set_repair_callback(move |session| report.progress(session.progress()))
+            .create(&path);
+        repair.finish(opened.is_ok());
+        let db = opened.map_err(|source| StoreError::Open {
+            path: path.clone(),
+            source,
+        })?;
         init_schema(&db)?;
         let metrics = JournalMetrics::register(registry)?;
         let db = Arc::new(db);

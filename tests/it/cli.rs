@@ -425,3 +425,81 @@ impl Drop for Reaped {
         let _ = self.0.wait();
     }
 }
+
+/// After a SIGKILL the next start repairs the database first; under systemd it keeps extending
+/// its start timeout and says so in its status, so a long repair is not killed and restarted
+/// from scratch. A start after a clean stop repairs nothing.
+#[test]
+fn a_start_after_sigkill_reports_the_repair_to_systemd_and_a_clean_start_does_not() {
+    use std::io::Read;
+    use std::os::unix::net::UnixDatagram;
+
+    let dir = tempfile::tempdir().unwrap();
+    let first = GatewayProcess::start(dir.path());
+    let config = first.config_path.clone();
+    first.kill();
+
+    let socket_path = dir.path().join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    let start = || {
+        Reaped(
+            hookgate()
+                .args(["serve", "--config", path_str(&config)])
+                .env("NOTIFY_SOCKET", &socket_path)
+                .env("RUST_LOG", "info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn hookgate serve"),
+        )
+    };
+    let mut buf = [0u8; 512];
+    let mut until_ready = || {
+        let mut before = Vec::new();
+        loop {
+            let n = socket.recv(&mut buf).expect("a notification in time");
+            let message = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if message.lines().any(|l| l == "READY=1") {
+                return before;
+            }
+            before.push(message);
+        }
+    };
+
+    let mut child = start();
+    let before = until_ready();
+    assert!(
+        before
+            .iter()
+            .any(|m| m.lines().any(|l| l == "EXTEND_TIMEOUT_USEC=30000000")
+                && m.contains("STATUS=Repairing the database after an unclean stop")),
+        "{before:?}"
+    );
+    assert!(terminate(&mut child.0).success());
+    let mut log = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(log.contains("was not shut down cleanly"), "{log}");
+    assert!(log.contains("Database repaired."), "{log}");
+    let _stopping = socket.recv(&mut [0u8; 64]).expect("STOPPING=1");
+
+    let mut child = start();
+    let before = until_ready();
+    assert!(before.is_empty(), "{before:?}");
+    assert!(terminate(&mut child.0).success());
+    let mut log = String::new();
+    child
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(!log.contains("repair"), "{log}");
+}
