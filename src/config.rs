@@ -377,8 +377,8 @@ pub struct DeliveryConfig {
     pub allow_cidrs: Vec<IpNet>,
     /// Attempts running at once across all destinations (bounds hookgate's own resources).
     pub max_in_flight_total: usize,
-    /// Queued deliveries of one destination held in memory (the earliest due); the rest wait
-    /// on disk and are loaded as these go. FIFO destinations hold their whole queue.
+    /// Queued deliveries of one destination held in memory (the earliest due; FIFO: the first
+    /// in event order); the rest wait on disk and are loaded as these go.
     pub queue_window: usize,
     pub connect_timeout: Duration,
     /// Consecutive failures that open a destination's circuit (0: never).

@@ -1,8 +1,8 @@
 //! One destination's lane: what may be sent to it now.
 //!
-//! A lane holds the queued deliveries of its destination that are next in line (all of them
-//! with FIFO ordering; otherwise the earliest due, up to a window, the rest staying on disk
-//! only until the lane runs low) and decides, from the destination's settings, which of them
+//! A lane holds the queued deliveries of its destination that are next in line, up to a window
+//! (the earliest due; with FIFO ordering the first in event order), the rest staying on disk
+//! only until the lane runs low, and decides, from the destination's settings, which of them
 //! to start: at most `max_in_flight` at once (one with FIFO ordering,
 //! one while the circuit is open), no faster than `rate_limit_per_s`, nothing while the
 //! destination is disabled. With FIFO ordering the lane starts deliveries in event order and
@@ -29,6 +29,51 @@ type Key = (u128, u128);
 /// A position in the store's queue index, which is in due order: `(due_ms, delivery)`.
 pub type QueuePos = (u64, u128);
 
+/// The smallest key: with it as `fifo_limit`, every delivery may be on disk only.
+const FIRST_KEY: Key = (0, 0);
+
+/// A FIFO lane's pass over the whole queue index for its next deliveries in event order. The
+/// index is in due order, which is not event order (a retrying head is due later than what
+/// follows it, a backfill or replay of an old event is due now), so the entries a FIFO lane
+/// needs next can be anywhere in it: every pass reads all of it, in steps.
+struct FifoScan {
+    /// `fifo_limit` when the pass began: it collects the keys from there on.
+    from: Key,
+    /// Where its next step reads the index from.
+    next: QueuePos,
+    /// The smallest keys found so far, at most a window of them.
+    found: BTreeMap<Key, DueEntry>,
+    /// The smallest key let go to stay within the window: from it on, deliveries stay on disk
+    /// only after this pass.
+    cut: Option<Key>,
+    /// Deliveries announced while the pass runs: what the pass reads of them may be older.
+    announced: HashSet<u128>,
+}
+
+impl FifoScan {
+    fn new(from: Key) -> Self {
+        Self {
+            from,
+            next: (0, 0),
+            found: BTreeMap::new(),
+            cut: None,
+            announced: HashSet::new(),
+        }
+    }
+
+    fn offer(&mut self, key: Key, entry: DueEntry, window: usize) {
+        if key < self.from {
+            return;
+        }
+        self.found.insert(key, entry);
+        if self.found.len() > window {
+            if let Some((last, _)) = self.found.pop_last() {
+                self.cut = Some(self.cut.map_or(last, |c| c.min(last)));
+            }
+        }
+    }
+}
+
 pub struct Lane {
     /// `None` when the destination was deleted.
     destination: Option<Arc<Destination>>,
@@ -40,15 +85,20 @@ pub struct Lane {
     circuit_threshold: u32,
     /// Settings could not be read; nothing starts until they are.
     paused: bool,
-    /// Most entries an unordered lane holds. A destination that is down or slow can gather a
-    /// backlog of millions; held in memory, it would grow without bound and be loaded again
-    /// at every start.
+    /// Most entries a lane holds (pinned ones aside). A destination that is down or slow can
+    /// gather a backlog of millions; held in memory, it would grow without bound and be loaded
+    /// again at every start.
     window: usize,
-    /// Some of this destination's deliveries, those at or after this position of the queue
-    /// index, may be on disk only. An unordered lane holds nothing from there on and loads
-    /// more as it runs low; a FIFO lane loads everything and starts nothing until it has,
-    /// because its head could be any of them.
+    /// Unordered lanes: some of this destination's deliveries, those at or after this position
+    /// of the queue index, may be on disk only. The lane holds nothing from there on and loads
+    /// more as it runs low.
     resume: Option<QueuePos>,
+    /// FIFO lanes: every queued delivery whose key (event order) is below this is held or
+    /// running; from it on they may be on disk only. The head starts only below it, so nothing
+    /// passes an earlier event still on disk.
+    fifo_limit: Option<Key>,
+    /// FIFO lanes: the pass over the queue index that is loading more, if one is.
+    fifo_scan: Option<FifoScan>,
     /// Deliveries held at a time that is not their position on disk (an attempt whose
     /// outcome could not be recorded waits a while before the next): held whatever the window
     /// and `resume`, since the index would not bring them back at that time.
@@ -74,6 +124,8 @@ impl Lane {
             paused: false,
             window: window.max(2),
             resume: None,
+            fifo_limit: None,
+            fifo_scan: None,
             pinned: HashSet::new(),
         };
         lane.reconfigure(destination);
@@ -111,19 +163,31 @@ impl Lane {
                 .and_then(NonZeroU32::new)
                 .map(|r| RateLimiter::direct(Quota::per_second(r)));
         }
-        let reorder = destination.as_ref().map(|d| d.ordering)
-            != self.destination.as_ref().map(|d| d.ordering);
+        let was_fifo = self.fifo();
         self.destination = destination;
         self.paused = false;
-        if reorder {
-            let entries: Vec<DueEntry> = std::mem::take(&mut self.pending).into_values().collect();
-            self.keys.clear();
-            for e in entries {
-                if self.pinned.contains(&e.delivery.raw()) {
-                    self.insert_pinned(e);
-                } else {
-                    self.insert(e);
-                }
+        if self.fifo() != was_fifo {
+            self.reorder();
+        }
+    }
+
+    /// Re-keys the queue for the other ordering. What is held is the whole queue only if
+    /// nothing is on disk only; otherwise all but pinned deliveries are let go and loaded again
+    /// from the start in the new order, since the window of one order is not that of the other.
+    fn reorder(&mut self) {
+        let complete =
+            self.resume.is_none() && self.fifo_limit.is_none() && self.fifo_scan.is_none();
+        let entries: Vec<DueEntry> = std::mem::take(&mut self.pending).into_values().collect();
+        self.keys.clear();
+        (self.resume, self.fifo_limit, self.fifo_scan) = (None, None, None);
+        if !complete {
+            self.load_from_start();
+        }
+        for e in entries {
+            if self.pinned.contains(&e.delivery.raw()) {
+                self.insert_pinned(e);
+            } else if complete {
+                self.insert(e);
             }
         }
     }
@@ -149,20 +213,44 @@ impl Lane {
 
     /// Makes the lane read the queue index again from its start (after a disable).
     pub fn load_from_start(&mut self) {
-        self.resume = Some((0, 0));
+        if self.fifo() {
+            self.fifo_limit = Some(FIRST_KEY);
+            self.fifo_scan = None;
+        } else {
+            self.resume = Some((0, 0));
+        }
+    }
+
+    /// Held entries the window counts (pinned ones do not).
+    fn held(&self) -> usize {
+        self.pending.len().saturating_sub(self.pinned.len())
     }
 
     /// Where to read the queue index from to load more, when the lane wants more: it has
-    /// deliveries on disk only and (unless FIFO) fewer than half its window in memory.
+    /// deliveries on disk only and at most half its window in memory (or, FIFO, a head it may
+    /// not start yet). A FIFO pass, once begun, runs to the end of the index.
     pub fn wants_more(&self) -> Option<QueuePos> {
-        let resume = self.resume?;
-        if self.parks() || (!self.fifo() && self.pending.len() > self.window / 2) {
+        if self.parks() {
             return None;
         }
-        Some(resume)
+        if !self.fifo() {
+            return self
+                .resume
+                .filter(|_| self.pending.len() <= self.window / 2);
+        }
+        if let Some(scan) = &self.fifo_scan {
+            return Some(scan.next);
+        }
+        let limit = self.fifo_limit?;
+        let blocked = self
+            .pending
+            .first_key_value()
+            .is_none_or(|(k, _)| *k >= limit);
+        (blocked || self.held() <= self.window / 2).then_some((0, 0))
     }
 
-    /// How many entries a load should bring: room in the window, or everything for FIFO.
+    /// How many entries a load step should bring: room in the window, or all it reads for a
+    /// FIFO pass, which keeps the first in event order itself.
     pub fn room(&self) -> usize {
         if self.fifo() {
             usize::MAX
@@ -173,8 +261,13 @@ impl Lane {
 
     /// The result of reading the queue index from [`Lane::wants_more`]'s position: the
     /// destination's entries found (in index order) and where the read stopped (`None`: at the
-    /// end of the index, so nothing of this destination is on disk only any more).
+    /// end of the index, so nothing of this destination is on disk only any more, unless the
+    /// window let some go).
     pub fn loaded(&mut self, entries: Vec<DueEntry>, next: Option<QueuePos>) {
+        if self.fifo() {
+            self.fifo_loaded(entries, next);
+            return;
+        }
         self.resume = next;
         for e in entries {
             // A pinned delivery keeps its later time rather than its older position on disk.
@@ -184,13 +277,57 @@ impl Lane {
         }
     }
 
+    fn fifo_loaded(&mut self, entries: Vec<DueEntry>, next: Option<QueuePos>) {
+        let Some(limit) = self.fifo_limit else {
+            // Everything is held already.
+            self.fifo_scan = None;
+            return;
+        };
+        let window = self.window;
+        let scan = self.fifo_scan.get_or_insert_with(|| FifoScan::new(limit));
+        for e in entries {
+            let id = e.delivery.raw();
+            if !self.pinned.contains(&id) && !scan.announced.contains(&id) {
+                scan.offer((e.event.raw(), id), e, window);
+            }
+        }
+        match next {
+            Some(pos) => scan.next = pos,
+            None => self.finish_fifo_scan(),
+        }
+    }
+
+    /// Takes what a complete pass found, in event order, up to the window.
+    fn finish_fifo_scan(&mut self) {
+        let Some(scan) = self.fifo_scan.take() else {
+            return;
+        };
+        if self.fifo_limit != Some(scan.from) {
+            // The window let held deliveries go during the pass, below where it collected:
+            // what it found cannot be taken before them. A later pass will.
+            return;
+        }
+        let mut limit = scan.cut;
+        for (key, e) in scan.found {
+            if limit.is_some_and(|l| key >= l) {
+                break;
+            }
+            if self.held() >= self.window {
+                limit = Some(key);
+                break;
+            }
+            self.hold(key, e);
+        }
+        self.fifo_limit = limit;
+    }
+
     pub fn destination(&self) -> Option<&Arc<Destination>> {
         self.destination.as_ref()
     }
 
     /// Queues a delivery, replacing its previous position if it was queued already (a replay
-    /// moves a delivery, it never duplicates it). An unordered lane does not hold an entry
-    /// past its window: the entry is on disk already and is loaded when its turn nears.
+    /// moves a delivery, it never duplicates it). A lane does not hold an entry past its
+    /// window: the entry is on disk already and is loaded when its turn nears.
     pub fn insert(&mut self, entry: DueEntry) {
         let id = entry.delivery.raw();
         if let Some(old) = self.keys.remove(&id) {
@@ -200,16 +337,31 @@ impl Lane {
         if !self.pinned.is_empty() {
             self.pinned.remove(&id);
         }
-        if !self.fifo() {
-            let pos = (entry.due_ms, id);
-            if self.resume.is_some_and(|r| pos >= r) {
+        let key = self.key(&entry);
+        if self.fifo() {
+            if let Some(limit) = self.fifo_limit.filter(|l| key >= *l) {
+                if let Some(scan) = &mut self.fifo_scan {
+                    // The pass may have read it already, and maybe at an older position.
+                    scan.announced.insert(id);
+                    if limit == scan.from {
+                        scan.offer(key, entry, self.window);
+                    }
+                }
                 return;
             }
+        } else if self.resume.is_some_and(|r| (entry.due_ms, id) >= r) {
+            return;
         }
-        let key = self.key(&entry);
-        self.keys.insert(id, key);
-        self.pending.insert(key, entry);
+        self.hold(key, entry);
         self.trim();
+    }
+
+    fn hold(&mut self, key: Key, entry: DueEntry) {
+        let id = entry.delivery.raw();
+        if let Some(old) = self.keys.insert(id, key) {
+            self.pending.remove(&old);
+        }
+        self.pending.insert(key, entry);
     }
 
     /// Holds a delivery at a time that is not its position on disk (see `pinned`).
@@ -224,13 +376,10 @@ impl Lane {
         self.pinned.insert(id);
     }
 
-    /// Keeps an unordered lane within its window by letting go of its latest entries (pinned
-    /// ones aside: they do not count and are never let go).
+    /// Keeps the lane within its window by letting go of its last entries (pinned ones aside:
+    /// they do not count and are never let go).
     fn trim(&mut self) {
-        if self.fifo() {
-            return;
-        }
-        while self.pending.len().saturating_sub(self.pinned.len()) > self.window {
+        while self.held() > self.window {
             let Some((&key, &last)) = self
                 .pending
                 .iter()
@@ -241,10 +390,14 @@ impl Lane {
             };
             self.pending.remove(&key);
             self.keys.remove(&last.delivery.raw());
-            // Everything else held is before `last` in due order, so from `last` on is on
-            // disk only; `min` keeps a position an earlier trim set lower.
-            let pos = (last.due_ms, last.delivery.raw());
-            self.resume = Some(self.resume.map_or(pos, |r| r.min(pos)));
+            // Everything else held is before `last`, so from `last` on is on disk only; `min`
+            // keeps a position an earlier trim set lower.
+            if self.fifo() {
+                self.fifo_limit = Some(self.fifo_limit.map_or(key, |l| l.min(key)));
+            } else {
+                let pos = (last.due_ms, last.delivery.raw());
+                self.resume = Some(self.resume.map_or(pos, |r| r.min(pos)));
+            }
         }
     }
 
@@ -258,7 +411,21 @@ impl Lane {
 
     /// Nothing queued in memory or on disk only, nothing running: the lane can be forgotten.
     pub fn is_idle(&self) -> bool {
-        self.pending.is_empty() && self.in_flight == 0 && self.resume.is_none()
+        self.pending.is_empty()
+            && self.in_flight == 0
+            && self.resume.is_none()
+            && self.fifo_limit.is_none()
+            && self.fifo_scan.is_none()
+    }
+
+    /// A FIFO head may start only when nothing before it in event order can be on disk only.
+    fn fifo_head_waits(&self) -> bool {
+        self.fifo()
+            && self.fifo_limit.is_some_and(|limit| {
+                self.pending
+                    .first_key_value()
+                    .is_some_and(|(k, _)| *k >= limit)
+            })
     }
 
     fn enabled(&self) -> bool {
@@ -286,7 +453,7 @@ impl Lane {
         if !self.enabled() || self.in_flight >= self.capacity() {
             return None;
         }
-        if self.fifo() && self.resume.is_some() {
+        if self.fifo_head_waits() {
             return None;
         }
         let (_, head) = self.pending.first_key_value()?;
@@ -298,7 +465,7 @@ impl Lane {
     pub fn take_ready(&mut self, now: u64, budget: usize) -> (Vec<DueEntry>, Option<u64>) {
         let mut out = Vec::new();
         let fifo = self.fifo();
-        if !self.enabled() || (fifo && self.resume.is_some()) {
+        if !self.enabled() || self.fifo_head_waits() {
             return (out, None);
         }
         while out.len() < budget && self.in_flight < self.capacity() {
@@ -347,12 +514,20 @@ impl Lane {
 }
 
 #[cfg(test)]
+#[path = "lane_model.rs"]
+mod model;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::delivery::retry::RetryPolicy;
     use crate::ids::{AccountId, DeliveryId, DestinationId, EventId};
 
-    fn destination(ordering: Ordering, max_in_flight: u32, rate: Option<u32>) -> Arc<Destination> {
+    pub(super) fn destination(
+        ordering: Ordering,
+        max_in_flight: u32,
+        rate: Option<u32>,
+    ) -> Arc<Destination> {
         Arc::new(Destination {
             id: DestinationId(1),
             account_id: AccountId(1),
@@ -528,24 +703,170 @@ mod tests {
         );
     }
 
-    #[test]
-    fn fifo_lane_holds_everything_and_starts_nothing_until_fully_loaded() {
-        let mut lane = Lane::new(Some(destination(Ordering::Fifo, 1, None)), 5, 2);
-        for i in (0..5u128).rev() {
+    /// A FIFO lane of window `window` offered events `0..n` in reverse, all due at 0.
+    fn fifo_filled(window: usize, n: u128) -> Lane {
+        let mut lane = Lane::new(Some(destination(Ordering::Fifo, 1, None)), 5, window);
+        for i in (0..n).rev() {
             lane.insert(entry(i, i, 0));
         }
-        assert_eq!(lane.queued(), 5, "no window for FIFO");
-        lane.load_from_start();
+        lane
+    }
+
+    /// Starts and completes the head up to `n` times; returns the deliveries in the order
+    /// started.
+    fn run_heads(lane: &mut Lane, now: u64, n: usize) -> Vec<u128> {
+        let mut order = Vec::new();
+        for _ in 0..n {
+            let (got, _) = lane.take_ready(now, 10);
+            assert!(got.len() <= 1, "FIFO starts one at a time");
+            if got.is_empty() {
+                break;
+            }
+            order.extend(ids(&got));
+            assert!(lane.take_ready(now, 10).0.is_empty(), "one in flight");
+            lane.finished(true, None, false);
+        }
+        order
+    }
+
+    #[test]
+    fn fifo_lane_holds_a_window_in_event_order_and_loads_the_rest_in_whole_passes() {
+        let mut lane = fifo_filled(4, 10);
+        assert_eq!(lane.queued(), 4, "only the first in event order are held");
         assert_eq!(lane.room(), usize::MAX);
-        assert_eq!(lane.next_wake(), None);
-        assert!(
-            lane.take_ready(10, 10).0.is_empty(),
-            "the head may still be on disk"
+        // A later event stays on disk; a backfill of an earlier one is held and pushes the
+        // last held one out.
+        lane.insert(entry(20, 20, 0));
+        lane.insert(entry(1, 101, 0));
+        assert_eq!(lane.queued(), 4);
+        assert_eq!(lane.wants_more(), None, "more than half the window is held");
+        assert_eq!(run_heads(&mut lane, 10, 2), [0, 1]);
+        assert_eq!(
+            lane.wants_more(),
+            Some((0, 0)),
+            "a pass reads the whole index"
         );
-        lane.loaded(vec![entry(7, 7, 0)], Some((0, 9)));
-        assert!(lane.take_ready(10, 10).0.is_empty());
-        lane.loaded(vec![], None);
-        assert_eq!(ids(&lane.take_ready(10, 10).0), [0]);
+        // The pass's first step: what the lane holds is below where it collects, and ignored;
+        // what the window let go is collected again.
+        lane.loaded(
+            vec![entry(5, 5, 0), entry(2, 2, 0), entry(3, 3, 0)],
+            Some((0, 9)),
+        );
+        assert_eq!(lane.wants_more(), Some((0, 9)), "a pass runs to the end");
+        // Announced during the pass (a replay moved it): newer than what the pass reads.
+        lane.insert(entry(4, 4, 7));
+        lane.loaded(vec![entry(4, 4, 0), entry(20, 20, 0), entry(6, 6, 0)], None);
+        assert_eq!(lane.wants_more(), None);
+        assert_eq!(lane.queued(), 4, "refilled to the window in event order");
+        assert_eq!(lane.next_wake(), Some(0));
+        assert_eq!(run_heads(&mut lane, 5, 3), [101, 2, 3]);
+        assert_eq!(
+            lane.next_wake(),
+            Some(7),
+            "as announced, not as the pass read it"
+        );
+        assert_eq!(run_heads(&mut lane, 10, 1), [4]);
+        assert_eq!(
+            lane.wants_more(),
+            Some((0, 0)),
+            "5 may still be on disk only"
+        );
+        lane.loaded(vec![entry(20, 20, 0), entry(5, 5, 0)], None);
+        assert_eq!(run_heads(&mut lane, 10, 3), [5, 20]);
+        assert!(
+            lane.is_idle(),
+            "a pass that kept everything leaves nothing on disk only"
+        );
+    }
+
+    #[test]
+    fn a_fifo_pass_overtaken_by_the_window_is_dropped_and_its_deliveries_wait() {
+        let mut lane = fifo_filled(2, 5);
+        assert_eq!(run_heads(&mut lane, 10, 1), [0]);
+        assert_eq!(lane.wants_more(), Some((0, 0)));
+        lane.loaded(vec![entry(2, 2, 0)], Some((0, 5)));
+        // Two backfills of event 0 during the pass: the window lets event 1 go, below where
+        // the pass collects.
+        lane.insert(entry(0, 50, 0));
+        lane.insert(entry(0, 60, 0));
+        lane.loaded(vec![entry(3, 3, 0)], None);
+        assert_eq!(run_heads(&mut lane, 10, 3), [50, 60], "2 never passes 1");
+        assert_eq!(lane.wants_more(), Some((0, 0)));
+        lane.loaded(vec![entry(1, 1, 0), entry(2, 2, 0)], None);
+        assert_eq!(run_heads(&mut lane, 10, 2), [1, 2]);
+    }
+
+    #[test]
+    fn switching_ordering_rekeys_a_complete_queue_and_reloads_an_incomplete_one() {
+        let mut d = (*destination(Ordering::None, 1, None)).clone();
+        let mut lane = Lane::new(Some(Arc::new(d.clone())), 5, 8);
+        // Due order is the reverse of event order.
+        for i in 0..3u64 {
+            lane.insert(entry(u128::from(10 - i), u128::from(i), i));
+        }
+        d.ordering = Ordering::Fifo;
+        lane.reconfigure(Some(Arc::new(d.clone())));
+        assert_eq!(lane.wants_more(), None, "it held everything");
+        assert_eq!(run_heads(&mut lane, 10, 3), [2, 1, 0], "event order");
+
+        let mut lane = fifo_filled(2, 4);
+        d.ordering = Ordering::None;
+        lane.reconfigure(Some(Arc::new(d)));
+        assert_eq!(lane.queued(), 0);
+        assert_eq!(lane.wants_more(), Some((0, 0)), "loaded again in due order");
+    }
+
+    #[test]
+    fn a_held_fifo_head_waits_while_earlier_events_may_be_on_disk_only() {
+        let mut lane = fifo_filled(2, 4);
+        assert_eq!(run_heads(&mut lane, 10, 1), [0]);
+        assert_eq!(ids(&lane.take_ready(10, 10).0), [1]);
+        // Its outcome was not recorded: held, pinned, at a later time than on disk.
+        lane.finished(false, Some(entry(1, 1, 30_000)), true);
+        let mut d = (*destination(Ordering::None, 1, None)).clone();
+        lane.reconfigure(Some(Arc::new(d.clone())));
+        d.ordering = Ordering::Fifo;
+        lane.reconfigure(Some(Arc::new(d)));
+        assert_eq!(lane.queued(), 1, "only the pinned delivery is kept");
+        assert!(
+            lane.take_ready(40_000, 10).0.is_empty(),
+            "an earlier event may be on disk only"
+        );
+        // The pass finds a backfill of event 0, and the pinned one at its older position.
+        lane.loaded(
+            vec![
+                entry(0, 70, 0),
+                entry(1, 1, 0),
+                entry(2, 2, 0),
+                entry(3, 3, 0),
+            ],
+            None,
+        );
+        assert_eq!(run_heads(&mut lane, 40_000, 3), [70, 1, 2]);
+    }
+
+    #[test]
+    fn a_parked_fifo_lane_loads_from_the_start_before_its_head_may_start() {
+        let mut lane = fifo_filled(8, 3);
+        let mut d = (*destination(Ordering::Fifo, 1, None)).clone();
+        d.enabled = false;
+        lane.reconfigure(Some(Arc::new(d.clone())));
+        assert_eq!(lane.park(), 3);
+        lane.load_from_start();
+        assert_eq!(lane.wants_more(), None, "nothing loads while disabled");
+        d.enabled = true;
+        lane.reconfigure(Some(Arc::new(d)));
+        // Arrivals while everything else may be on disk only are not held.
+        lane.insert(entry(9, 9, 0));
+        assert_eq!(lane.queued(), 0);
+        assert_eq!(lane.wants_more(), Some((0, 0)));
+        lane.loaded(vec![entry(2, 2, 0)], Some((0, 5)));
+        assert_eq!(lane.wants_more(), Some((0, 5)), "the pass runs to the end");
+        // A backfill of an earlier event announced during the pass.
+        lane.insert(entry(1, 11, 0));
+        lane.loaded(vec![entry(0, 0, 0), entry(9, 9, 0)], None);
+        assert_eq!(run_heads(&mut lane, 10, 5), [0, 11, 2, 9]);
+        assert!(lane.is_idle());
     }
 
     #[test]

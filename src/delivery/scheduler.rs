@@ -54,7 +54,7 @@ pub struct SchedulerConfig {
     pub per_resource_labels: bool,
     pub max_in_flight_total: usize,
     pub circuit_failure_threshold: u32,
-    /// Queued deliveries of one (unordered) destination held in memory.
+    /// Queued deliveries of one destination held in memory.
     pub queue_window: usize,
     pub attempt: AttemptSettings,
 }

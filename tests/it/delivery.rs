@@ -809,25 +809,50 @@ async fn delivered_once_each(rx: &mut TestReceiver, want: &[String]) {
     assert!(ok.values().all(|n| *n == 1), "each delivered once: {ok:?}");
 }
 
+/// A gateway restarted on data holding a backlog (see [`backlog_across_a_restart`]).
+struct Backlog {
+    gw: TestGateway,
+    api: Api,
+    destination: String,
+    events: Vec<String>,
+}
+
+impl Backlog {
+    async fn patch_destination(&self, body: Value) {
+        let p = self
+            .api
+            .patch(&format!("/v1/destinations/{}", self.destination), body)
+            .await;
+        assert_eq!(p.status, 200, "{:?}", p.body);
+    }
+}
+
+/// Queues `n` events to a destination made from `destination` on a gateway whose queue window
+/// is 16, and restarts it on the same data.
+async fn backlog_across_a_restart(destination: Value, n: usize) -> Backlog {
+    let window = |c: &mut hookgate::config::Config| c.delivery.queue_window = 16;
+    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), window).await;
+    let s = setup(&gw, destination).await;
+    let key = s.api.key.clone().unwrap();
+    let events = ingest_many(&s, n).await;
+    let dir = gw.stop().await;
+    let gw = TestGateway::start_with(dir, window).await;
+    Backlog {
+        api: gw.client().with_key(&key),
+        gw,
+        destination: s.destination["id"].as_str().unwrap().to_owned(),
+        events,
+    }
+}
+
 #[tokio::test]
 async fn a_backlog_many_times_the_queue_window_is_delivered_once_each_after_a_restart() {
     let mut rx = TestReceiver::start(vec![]).await;
-    let window = |c: &mut hookgate::config::Config| c.delivery.queue_window = 16;
-    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), window).await;
-    let s = setup(&gw, json!({"url": rx.url("/"), "enabled": false})).await;
-    let dst = s.destination["id"].as_str().unwrap().to_owned();
-    let key = s.api.key.clone().unwrap();
-    let events = ingest_many(&s, 120).await;
-    let dir = gw.stop().await;
-    let gw = TestGateway::start_with(dir, window).await;
-    let api = gw.client().with_key(&key);
+    let b = backlog_across_a_restart(json!({"url": rx.url("/"), "enabled": false}), 120).await;
     assert!(rx.next(Duration::from_millis(300)).await.is_none());
-    let p = api
-        .patch(&format!("/v1/destinations/{dst}"), json!({"enabled": true}))
-        .await;
-    assert_eq!(p.status, 200);
-    delivered_once_each(&mut rx, &events).await;
-    gw.stop().await;
+    b.patch_destination(json!({"enabled": true})).await;
+    delivered_once_each(&mut rx, &b.events).await;
+    b.gw.stop().await;
 }
 
 #[tokio::test]
@@ -856,25 +881,11 @@ async fn retries_moved_past_the_queue_window_come_back_from_disk() {
 #[tokio::test]
 async fn an_enabled_destination_s_backlog_is_windowed_at_start_and_delivered_once_each() {
     let mut rx = TestReceiver::start(vec![]).await;
-    let window = |c: &mut hookgate::config::Config| c.delivery.queue_window = 16;
-    let gw = TestGateway::start_with(tempfile::tempdir().unwrap(), window).await;
     // One delivery a second: the backlog is still queued when the gateway stops.
-    let s = setup(&gw, json!({"url": rx.url("/"), "rate_limit_per_s": 1})).await;
-    let dst = s.destination["id"].as_str().unwrap().to_owned();
-    let key = s.api.key.clone().unwrap();
-    let events = ingest_many(&s, 120).await;
-    let dir = gw.stop().await;
-    let gw = TestGateway::start_with(dir, window).await;
-    let api = gw.client().with_key(&key);
-    let p = api
-        .patch(
-            &format!("/v1/destinations/{dst}"),
-            json!({"rate_limit_per_s": null}),
-        )
-        .await;
-    assert_eq!(p.status, 200);
-    delivered_once_each(&mut rx, &events).await;
-    gw.stop().await;
+    let b = backlog_across_a_restart(json!({"url": rx.url("/"), "rate_limit_per_s": 1}), 120).await;
+    b.patch_destination(json!({"rate_limit_per_s": null})).await;
+    delivered_once_each(&mut rx, &b.events).await;
+    b.gw.stop().await;
 }
 
 /// A restart with a long queue on disk: ingest answers at once, while the queue is still being
@@ -965,4 +976,39 @@ async fn ingest_answers_while_a_long_queue_loads_at_start_and_its_events_are_del
         .unwrap();
     assert_eq!(metric(&text, "hookgate_delivery_queue_loading"), 0.0);
     gw.stop().await;
+}
+
+/// A FIFO backlog many times the queue window, across a restart: the lane holds a window in
+/// event order and loads the rest in passes over the queue, and a failing head (whose retry is
+/// due after everything behind it) still holds the rest back.
+#[tokio::test]
+async fn a_fifo_backlog_many_times_the_queue_window_is_delivered_in_event_order_once_each() {
+    let mut rx = TestReceiver::start(vec![Reply::status(503), Reply::status(503)]).await;
+    let b = backlog_across_a_restart(
+        json!({"url": rx.url("/"), "ordering": "fifo", "enabled": false,
+               "retry": {"schedule": ["100ms", "100ms", "100ms"], "jitter": false}}),
+        60,
+    )
+    .await;
+    b.patch_destination(json!({"enabled": true})).await;
+    let events = &b.events;
+    let mut received = Vec::new();
+    let mut delivered = Vec::new();
+    while delivered.len() < events.len() {
+        let r = rx.next(WAIT).await.expect("the whole backlog is delivered");
+        if r.answered == 200 {
+            delivered.push(r.header("webhook-id").to_owned());
+        }
+        received.push(r.header("webhook-id").to_owned());
+    }
+    assert!(
+        rx.next(Duration::from_millis(300)).await.is_none(),
+        "once each"
+    );
+    assert_eq!(&delivered, events, "in event order");
+    assert_eq!(
+        received[..3],
+        [events[0].clone(), events[0].clone(), events[0].clone()]
+    );
+    b.gw.stop().await;
 }
