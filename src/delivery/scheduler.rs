@@ -36,8 +36,8 @@ const RECORD_FAILURE_BACKOFF_MS: u64 = 30_000;
 const UNRECORDED: &str = "unrecorded";
 
 /// Queue index entries read per read transaction when loading the queue at start. Each chunk
-/// is then sorted into lanes on a runtime worker (about 5 µs an entry), so it is kept small
-/// enough not to stall the requests sharing that worker for long.
+/// is then sorted into lanes on a runtime worker, where 8 k entries take a few milliseconds
+/// (0.58 M loaded in 0.4 s here), short enough not to stall the requests sharing it.
 const LOAD_CHUNK: usize = 8_192;
 
 /// Queue index entries one lane's load step reads at most: the scheduler loop does nothing
