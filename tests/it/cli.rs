@@ -467,7 +467,16 @@ fn a_start_after_sigkill_reports_the_repair_to_systemd_and_a_clean_start_does_no
         }
     };
 
-    let mut child = start();
+    // SIGTERM; returns what it logged.
+    let stop = |mut child: Reaped| {
+        assert!(terminate(&mut child.0).success());
+        let mut log = String::new();
+        let mut stderr = child.0.stderr.take().unwrap();
+        stderr.read_to_string(&mut log).unwrap();
+        log
+    };
+
+    let child = start();
     let before = until_ready();
     assert!(
         before
@@ -476,30 +485,14 @@ fn a_start_after_sigkill_reports_the_repair_to_systemd_and_a_clean_start_does_no
                 && m.contains("STATUS=Repairing the database after an unclean stop")),
         "{before:?}"
     );
-    assert!(terminate(&mut child.0).success());
-    let mut log = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = stop(child);
     assert!(log.contains("was not shut down cleanly"), "{log}");
     assert!(log.contains("Database repaired."), "{log}");
     let _stopping = socket.recv(&mut [0u8; 64]).expect("STOPPING=1");
 
-    let mut child = start();
+    let child = start();
     let before = until_ready();
     assert!(before.is_empty(), "{before:?}");
-    assert!(terminate(&mut child.0).success());
-    let mut log = String::new();
-    child
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut log)
-        .unwrap();
+    let log = stop(child);
     assert!(!log.contains("repair"), "{log}");
 }

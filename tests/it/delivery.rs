@@ -25,20 +25,26 @@ async fn setup(gw: &TestGateway, destination: Value) -> Setup {
     body.as_object_mut()
         .unwrap()
         .extend(destination.as_object().unwrap().clone());
+    let destination = route_to(&api, src.data(), body).await;
+    Setup {
+        api,
+        ingest: src.data()["ingest_path"].as_str().unwrap().to_owned(),
+        destination,
+    }
+}
+
+/// Creates a destination from `body` and a route to it from `source`; returns the destination.
+async fn route_to(api: &Api, source: &Value, body: Value) -> Value {
     let dst = api.post("/v1/destinations", body).await;
     assert_eq!(dst.status, 201, "{:?}", dst.body);
     let rte = api
         .post(
             "/v1/routes",
-            json!({"source_id": src.data()["id"], "destination_id": dst.data()["id"]}),
+            json!({"source_id": source["id"], "destination_id": dst.data()["id"]}),
         )
         .await;
     assert_eq!(rte.status, 201);
-    Setup {
-        api,
-        ingest: src.data()["ingest_path"].as_str().unwrap().to_owned(),
-        destination: dst.data().clone(),
-    }
+    dst.data().clone()
 }
 
 async fn ingest(api: &Api, path: &str, body: &str) -> String {
@@ -905,21 +911,13 @@ async fn ingest_answers_while_a_long_queue_loads_at_start_and_its_events_are_del
         ("down", "http://127.0.0.1:9/", false),
         ("up", &rx.url("/"), true),
     ] {
-        let d = api
-            .post(
-                "/v1/destinations",
-                json!({"name": name, "url": url, "enabled": enabled}),
-            )
-            .await;
-        assert_eq!(d.status, 201, "{:?}", d.body);
-        let r = api
-            .post(
-                "/v1/routes",
-                json!({"source_id": src.data()["id"], "destination_id": d.data()["id"]}),
-            )
-            .await;
-        assert_eq!(r.status, 201);
-        destinations.push(d.data()["id"].as_str().unwrap().to_owned());
+        let d = route_to(
+            &api,
+            src.data(),
+            json!({"name": name, "url": url, "enabled": enabled}),
+        )
+        .await;
+        destinations.push(d["id"].as_str().unwrap().to_owned());
     }
     let key = api.key.clone().unwrap();
     let ingest_path = src.data()["ingest_path"].as_str().unwrap().to_owned();
@@ -946,12 +944,7 @@ async fn ingest_answers_while_a_long_queue_loads_at_start_and_its_events_are_del
     let gw = TestGateway::start_with(dir, |_| {}).await;
     let api = gw.client().with_key(&key);
     let event = ingest(&api, &ingest_path, r#"{"during":"load"}"#).await;
-    let text = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics_text().await;
     assert_eq!(
         metric(&text, "hookgate_delivery_queue_loading"),
         1.0,
@@ -968,12 +961,7 @@ async fn ingest_answers_while_a_long_queue_loads_at_start_and_its_events_are_del
         rx.next(Duration::from_millis(500)).await.is_none(),
         "delivered once"
     );
-    let text = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics_text().await;
     assert_eq!(metric(&text, "hookgate_delivery_queue_loading"), 0.0);
     gw.stop().await;
 }

@@ -459,12 +459,7 @@ async fn unknown_token_is_404_oversized_is_413_and_neither_stores_anything() {
     accepted(&fits);
     assert_eq!(events(&api, "").await.len(), 1);
 
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text().await;
     assert!(
         metrics.contains(
             "hookgate_ingest_requests_total{outcome=\"not_found\",source_id=\"unknown\"} 1"

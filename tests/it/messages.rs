@@ -403,12 +403,7 @@ async fn invalid_messages_are_refused_with_the_right_status() {
         .status,
         403
     );
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text().await;
     assert!(
         metrics.contains("hookgate_messages_total{outcome=\"accepted\"} 1"),
         "{metrics}"

@@ -17,15 +17,6 @@ fn metric(text: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-async fn scrape(gw: &TestGateway) -> String {
-    reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 async fn post_raw(api: &Api, path: &str, headers: &[(&str, &str)], body: Vec<u8>) -> u16 {
     let mut req = api
         .http
@@ -70,7 +61,7 @@ async fn counters_and_histograms_move_by_exactly_the_traffic_sent() {
     let api_src = api
         .post("/v1/sources", json!({"name": "out", "kind": "api"}))
         .await;
-    let before = scrape(&gw).await;
+    let before = gw.metrics_text().await;
 
     let open_path = open.data()["ingest_path"].as_str().unwrap().to_owned();
     let gh_path = gh.data()["ingest_path"].as_str().unwrap().to_owned();
@@ -147,7 +138,7 @@ async fn counters_and_histograms_move_by_exactly_the_traffic_sent() {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
-        let text = scrape(&gw).await;
+        let text = gw.metrics_text().await;
         if metric(&text, "hookgate_queue_depth{state=\"dead_letter\"}") == 1.0 {
             break text;
         }
@@ -239,7 +230,7 @@ async fn queue_depth_and_oldest_pending_show_a_stuck_destination() {
     for _ in 0..3 {
         assert_eq!(post_raw(&api, &path, &[], b"{}".to_vec()).await, 200);
     }
-    let text = scrape(&gw).await;
+    let text = gw.metrics_text().await;
     assert_eq!(
         metric(&text, "hookgate_queue_depth{state=\"pending\"}"),
         3.0,

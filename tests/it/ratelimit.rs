@@ -54,12 +54,7 @@ async fn a_burst_over_the_source_limit_is_429_and_only_accepted_events_are_store
         accepted,
         "refused requests stored nothing"
     );
-    let metrics = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = gw.metrics_text().await;
     let id = src.data()["id"].as_str().unwrap();
     assert!(
         metrics.contains(&format!("hookgate_ingest_requests_total{{outcome=\"rate_limited\",source_id=\"{id}\"}} {limited}")),

@@ -50,12 +50,7 @@ async fn until(api: &Api, path: &str, check: impl Fn(u16, &Value) -> bool) -> In
 }
 
 async fn retention_runs(gw: &TestGateway) -> u64 {
-    let text = reqwest::get(gw.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = gw.metrics_text().await;
     let series = "hookgate_retention_runs_total{outcome=\"ok\"} ";
     text.lines()
         .find_map(|l| l.strip_prefix(series))

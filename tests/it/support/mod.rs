@@ -101,6 +101,16 @@ impl TestGateway {
         Api::new(self.addr)
     }
 
+    /// The `/metrics` text from the main listener.
+    pub async fn metrics_text(&self) -> String {
+        reqwest::get(self.url("/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// Graceful stop; returns the data dir for a restart.
     pub async fn stop(self) -> TempDir {
         self.shutdown.trigger();
