@@ -136,10 +136,20 @@ async fn counters_and_histograms_move_by_exactly_the_traffic_sent() {
             .await
             .expect("failing attempt");
     }
+    // The store records an outcome before the scheduler counts it: wait for both.
+    let counted =
+        |text: &str, series: &str, n: f64| metric(text, series) - metric(&before, series) == n;
+    let dead_letter =
+        format!("hookgate_deliveries_total{{destination_id=\"{bad_id}\",outcome=\"dead_letter\"}}");
+    let delivered =
+        format!("hookgate_deliveries_total{{destination_id=\"{dst_id}\",outcome=\"delivered\"}}");
     let deadline = Instant::now() + Duration::from_secs(10);
     let after = loop {
         let text = gw.metrics_text().await;
-        if metric(&text, "hookgate_queue_depth{state=\"dead_letter\"}") == 1.0 {
+        if metric(&text, "hookgate_queue_depth{state=\"dead_letter\"}") == 1.0
+            && counted(&text, &dead_letter, 1.0)
+            && counted(&text, &delivered, 2.0)
+        {
             break text;
         }
         assert!(
