@@ -163,7 +163,9 @@ impl Store {
         start_ms: u64,
         spacing_ms: u64,
     ) -> Result<Vec<DueEntry>, StoreError> {
-        let hook = self.due_hook(|entries: &Vec<DueEntry>| entries.clone());
+        let hook = self.due_hook(|entries: &Vec<DueEntry>, out: &mut Vec<DueEntry>| {
+            out.extend_from_slice(entries);
+        });
         self.journal
             .submit_then(
                 move |batch: &mut Batch<'_>| {

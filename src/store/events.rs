@@ -93,19 +93,15 @@ impl Store {
         }
     }
 
-    fn due_entries(appended: &Appended) -> Vec<DueEntry> {
-        match appended {
-            Appended::Stored { deliveries, .. } => deliveries
-                .iter()
-                .map(|d| DueEntry {
-                    due_ms: d.next_attempt_at_ms.unwrap_or(d.created_at_ms),
-                    delivery: d.id,
-                    account: d.account_id,
-                    event: d.event_id,
-                    destination: d.destination_id,
-                })
-                .collect(),
-            Appended::Duplicate { .. } => Vec::new(),
+    fn due_entries(appended: &Appended, out: &mut Vec<DueEntry>) {
+        if let Appended::Stored { deliveries, .. } = appended {
+            out.extend(deliveries.iter().map(|d| DueEntry {
+                due_ms: d.next_attempt_at_ms.unwrap_or(d.created_at_ms),
+                delivery: d.id,
+                account: d.account_id,
+                event: d.event_id,
+                destination: d.destination_id,
+            }));
         }
     }
 
@@ -190,15 +186,16 @@ impl Store {
         destination: DestinationId,
         at_ms: u64,
     ) -> Result<Added, StoreError> {
-        let hook = self.due_hook(move |added: &Added| match added {
-            Added::Created(d) => vec![DueEntry {
-                due_ms: at_ms,
-                delivery: d.id,
-                account: d.account_id,
-                event: d.event_id,
-                destination: d.destination_id,
-            }],
-            Added::Exists(_) => Vec::new(),
+        let hook = self.due_hook(move |added: &Added, out: &mut Vec<DueEntry>| {
+            if let Added::Created(d) = added {
+                out.push(DueEntry {
+                    due_ms: at_ms,
+                    delivery: d.id,
+                    account: d.account_id,
+                    event: d.event_id,
+                    destination: d.destination_id,
+                });
+            }
         });
         let work = move |batch: &mut super::journal::Batch<'_>| {
             let txn = batch.txn();

@@ -20,15 +20,16 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus::{Histogram, HistogramOpts, IntCounter, Registry};
 use redb::{Database, Durability, Table, WriteTransaction};
 use tokio::sync::{mpsc, oneshot};
 
+use super::deliveries::DueEntry;
 use super::tables::{DEDUPE, DELIVERIES, DUE, EVENTS};
-use super::StoreError;
+use super::{DueListener, StoreError};
 
 /// The open write transaction of one batch, as jobs see it.
 ///
@@ -76,17 +77,20 @@ trait Job: Send {
     /// Runs inside the batch transaction. `Err` is a storage failure that dooms the batch
     /// (invariant 4); logical outcomes are kept inside the job and reported in `finish`.
     fn apply(&mut self, batch: &mut Batch<'_>) -> Result<(), StoreError>;
+    /// After a successful commit, before any waiter of the batch is answered: adds the queue
+    /// entries the job created.
+    fn queued(&mut self, out: &mut Vec<DueEntry>);
     /// Called once the batch's fate is known.
     fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>);
 }
 
-/// Runs on the writer thread after a successful commit, before the waiter is answered.
-pub type AfterCommit<R> = Box<dyn FnOnce(&R) + Send>;
+/// Names the queue entries a job's result created, for the due listener.
+pub type QueuedBy<R> = Box<dyn FnOnce(&R, &mut Vec<DueEntry>) + Send>;
 
 struct TypedJob<F, R> {
     work: Option<F>,
     outcome: Option<Result<R, StoreError>>,
-    after_commit: Option<AfterCommit<R>>,
+    queued_by: Option<QueuedBy<R>>,
     reply: oneshot::Sender<Result<R, StoreError>>,
 }
 
@@ -108,10 +112,13 @@ where
         }
     }
 
-    fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>) {
-        if let (Ok(()), Some(Ok(value)), Some(hook)) = (&batch, &self.outcome, self.after_commit) {
-            hook(value);
+    fn queued(&mut self, out: &mut Vec<DueEntry>) {
+        if let (Some(Ok(value)), Some(queued_by)) = (&self.outcome, self.queued_by.take()) {
+            queued_by(value, out);
         }
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), Arc<StoreError>>) {
         let answer = match (batch, self.outcome) {
             (Ok(()), Some(outcome)) => outcome,
             (Err(cause), _) => Err(StoreError::BatchFailed(cause)),
@@ -212,10 +219,13 @@ pub struct JournalOptions {
 // === impl Journal ===
 
 impl Journal {
+    /// `due_listener`, once set, hears of every batch's new queue entries (see
+    /// [`submit_then`](Self::submit_then)).
     pub fn spawn(
         db: Arc<Database>,
         options: JournalOptions,
         metrics: JournalMetrics,
+        due_listener: Arc<OnceLock<DueListener>>,
     ) -> Result<(Journal, JournalThread), StoreError> {
         let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
         let (done_tx, done) = oneshot::channel();
@@ -228,7 +238,7 @@ impl Journal {
         std::thread::Builder::new()
             .name("hookgate-journal".into())
             .spawn(move || {
-                writer_loop(&db, rx, max_batch, &metrics, &writer_stats);
+                writer_loop(&db, rx, max_batch, &metrics, &writer_stats, &due_listener);
                 // Close the database only after the last batch; dropping our Arc is enough
                 // once readers are gone too.
                 drop(db);
@@ -260,10 +270,12 @@ impl Journal {
         self.submit_then(work, None)
     }
 
-    /// Like [`submit`](Self::submit), and runs `after_commit` on the writer thread once the
-    /// commit succeeded — even if the waiter has gone away meanwhile. Used to feed the
-    /// scheduler, which must learn of every committed delivery whatever happens to the request
-    /// that caused it. The hook must be quick and must not block.
+    /// Like [`submit`](Self::submit), and once the commit succeeded, `queued_by` names the queue
+    /// entries the result created, on the writer thread — even if the waiter has gone away
+    /// meanwhile. The whole batch's entries go to the due listener (the scheduler) in one call,
+    /// before any waiter of the batch is answered: the scheduler learns of every committed
+    /// delivery whatever happens to the request that caused it, and before anything the
+    /// request's client does next. `queued_by` must be quick and must not block.
     ///
     /// The job is built here and enqueued on the first poll; the returned future holds only the
     /// boxed job and the reply channel, not `work` (an `async fn` would keep `work` as its
@@ -271,7 +283,7 @@ impl Journal {
     pub fn submit_then<F, R>(
         &self,
         work: F,
-        after_commit: Option<AfterCommit<R>>,
+        queued_by: Option<QueuedBy<R>>,
     ) -> impl Future<Output = Result<R, StoreError>> + Send + '_
     where
         F: FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
@@ -281,7 +293,7 @@ impl Journal {
         let job: Box<dyn Job> = Box::new(TypedJob {
             work: Some(work),
             outcome: None,
-            after_commit,
+            queued_by,
             reply,
         });
         async move {
@@ -311,8 +323,10 @@ fn writer_loop(
     max_batch: usize,
     metrics: &JournalMetrics,
     stats: &JournalStats,
+    due_listener: &OnceLock<DueListener>,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(max_batch);
+    let mut queued = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
         while batch.len() < max_batch {
@@ -334,6 +348,15 @@ fn writer_loop(
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.writes.fetch_add(n as u64, Ordering::Relaxed);
                 stats.writable.store(true, Ordering::Relaxed);
+                // One announcement per batch, not per write: the scheduler takes a batch's
+                // entries in one message.
+                for job in batch.iter_mut() {
+                    job.queued(&mut queued);
+                }
+                if let (false, Some(listener)) = (queued.is_empty(), due_listener.get()) {
+                    listener(&queued);
+                }
+                queued.clear();
             }
             Err(e) => {
                 metrics.commit_failures.inc();
@@ -393,7 +416,8 @@ mod tests {
             enqueue_timeout: Duration::from_secs(1),
         };
         let metrics = JournalMetrics::register(&registry).unwrap();
-        let (journal, thread) = Journal::spawn(Arc::new(db), options, metrics).unwrap();
+        let (journal, thread) =
+            Journal::spawn(Arc::new(db), options, metrics, Arc::default()).unwrap();
         let payload = [7u8; 4096];
         let pending = journal.submit(move |_batch| Ok(payload.len()));
         assert!(
@@ -402,6 +426,77 @@ mod tests {
             std::mem::size_of_val(&pending)
         );
         assert_eq!(pending.await.unwrap(), 4096);
+        drop(journal);
+        thread.join().await;
+    }
+
+    /// Every write's queue entries reach the listener before its waiter is answered, a whole
+    /// batch in one call, and none from a write whose result was a logical error.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_s_queue_entries_reach_the_listener_in_one_call_before_any_answer() {
+        use crate::ids::{AccountId, DeliveryId, DestinationId, EventId};
+        use std::collections::HashSet;
+        use std::sync::Mutex;
+
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("j.redb")).unwrap();
+        let heard: Arc<Mutex<(usize, HashSet<u128>)>> = Arc::default();
+        let listener: Arc<OnceLock<DueListener>> = Arc::default();
+        let record = heard.clone();
+        let _ = listener.set(Arc::new(move |entries: &[DueEntry]| {
+            let mut heard = record.lock().unwrap();
+            heard.0 += 1;
+            heard.1.extend(entries.iter().map(|e| e.delivery.raw()));
+        }));
+        let options = JournalOptions {
+            queue_capacity: 1024,
+            max_batch: 1024,
+            enqueue_timeout: Duration::from_secs(5),
+        };
+        let metrics = JournalMetrics::register(&Registry::new()).unwrap();
+        let (journal, thread) = Journal::spawn(Arc::new(db), options, metrics, listener).unwrap();
+        let journal = Arc::new(journal);
+        let waiters: Vec<_> = (0..200u128)
+            .map(|i| {
+                let (journal, heard) = (journal.clone(), heard.clone());
+                tokio::spawn(async move {
+                    let queued_by: QueuedBy<u128> = Box::new(|id: &u128, out| {
+                        out.push(DueEntry {
+                            due_ms: 0,
+                            delivery: DeliveryId(*id),
+                            account: AccountId(1),
+                            event: EventId(1),
+                            destination: DestinationId(1),
+                        })
+                    });
+                    let answer = journal
+                        .submit_then(
+                            move |_| {
+                                if i % 10 == 0 {
+                                    Err(StoreError::NotFound("odd one out"))
+                                } else {
+                                    Ok(i)
+                                }
+                            },
+                            Some(queued_by),
+                        )
+                        .await;
+                    if let Ok(id) = answer {
+                        assert!(heard.lock().unwrap().1.contains(&id), "{id} answered first");
+                    }
+                })
+            })
+            .collect();
+        for w in waiters {
+            w.await.unwrap();
+        }
+        let commits = journal.stats().commits.load(Ordering::Relaxed) as usize;
+        let (calls, ids) = std::mem::take(&mut *heard.lock().unwrap());
+        assert_eq!(
+            ids,
+            (0..200).filter(|i| i % 10 != 0).collect::<HashSet<_>>()
+        );
+        assert!(calls <= commits, "{calls} calls for {commits} commits");
         drop(journal);
         thread.join().await;
     }

@@ -221,6 +221,7 @@ impl Store {
         init_schema(&db)?;
         let metrics = JournalMetrics::register(registry)?;
         let db = Arc::new(db);
+        let due_listener: Arc<std::sync::OnceLock<DueListener>> = Arc::default();
         let (journal, thread) = Journal::spawn(
             db.clone(),
             JournalOptions {
@@ -229,13 +230,14 @@ impl Store {
                 enqueue_timeout: config.journal_enqueue_timeout,
             },
             metrics,
+            due_listener.clone(),
         )?;
         Ok((
             Store {
                 db,
                 journal,
                 path,
-                due_listener: Arc::default(),
+                due_listener,
             },
             thread,
         ))
@@ -246,18 +248,14 @@ impl Store {
         let _ = self.due_listener.set(listener);
     }
 
-    /// An after-commit hook handing `entries(result)` to the listener, if one is set.
+    /// Names the queue entries `entries(result)` for the listener, if one is set (nobody
+    /// needs them otherwise).
     fn due_hook<R: 'static>(
         &self,
-        entries: impl Fn(&R) -> Vec<deliveries::DueEntry> + Send + 'static,
-    ) -> Option<journal::AfterCommit<R>> {
-        let listener = self.due_listener.get()?.clone();
-        Some(Box::new(move |r: &R| {
-            let e = entries(r);
-            if !e.is_empty() {
-                listener(&e);
-            }
-        }))
+        entries: impl Fn(&R, &mut Vec<deliveries::DueEntry>) + Send + 'static,
+    ) -> Option<journal::QueuedBy<R>> {
+        self.due_listener.get()?;
+        Some(Box::new(entries))
     }
 
     pub fn path(&self) -> &Path {
