@@ -492,15 +492,10 @@ async fn a_hanging_destination_does_not_slow_another() {
         .post("/v1/sources", json!({"name": "in", "kind": "webhook"}))
         .await;
     for (name, url) in [("slow", slow.url("/")), ("fast", fast.url("/"))] {
-        let d = api
-            .post(
-                "/v1/destinations",
-                json!({"name": name, "url": url, "timeout_ms": 10000, "max_in_flight": 2}),
-            )
-            .await;
-        api.post(
-            "/v1/routes",
-            json!({"source_id": src.data()["id"], "destination_id": d.data()["id"]}),
+        route_to(
+            &api,
+            src.data(),
+            json!({"name": name, "url": url, "timeout_ms": 10000, "max_in_flight": 2}),
         )
         .await;
     }
