@@ -27,7 +27,23 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-/// A fresh raw id for the given time.
+/// A fresh raw id for now, greater than any id this process made before with it. Without
+/// that, two events received one after the other within a millisecond would sort by their
+/// random bits: listed newest-first in the wrong order, and delivered in the wrong order by a
+/// FIFO destination. Ids stay increasing if the clock steps back; they then carry the later
+/// time until the clock passes it (`received_at` is recorded separately).
+pub fn next_raw_id() -> u128 {
+    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+    let fresh = raw_id_at(now_ms());
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    // One past the last keeps ids unique; random low bits would only add a way to collide.
+    *last = if fresh > *last { fresh } else { *last + 1 };
+    *last
+}
+
+/// A fresh raw id for the given time, with no ordering against other ids of that millisecond.
 pub fn raw_id_at(ms: u64) -> u128 {
     let mut random = [0u8; 16];
     rand::thread_rng().fill_bytes(&mut random);
@@ -113,7 +129,7 @@ macro_rules! id_type {
             pub const PREFIX: &'static str = $prefix;
 
             pub fn new() -> Self {
-                Self(raw_id_at(now_ms()))
+                Self(next_raw_id())
             }
 
             pub fn raw(self) -> u128 {
@@ -240,6 +256,27 @@ mod tests {
         assert!(a < b);
         assert!(a.to_string() < b.to_string());
         assert_eq!(a.created_ms(), 1_000);
+    }
+
+    #[test]
+    fn ids_made_one_after_another_increase_even_within_a_millisecond() {
+        // Thousands of ids a millisecond: random low bits alone would misorder about half.
+        let ids: Vec<EventId> = (0..20_000).map(|_| EventId::new()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        let texts: Vec<String> = ids.iter().map(ToString::to_string).collect();
+        assert!(texts.windows(2).all(|w| w[0] < w[1]));
+        // Across threads too: every id is distinct and each thread's own are increasing.
+        let per_thread: Vec<Vec<u128>> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| (0..5_000).map(|_| next_raw_id()).collect::<Vec<_>>()))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(per_thread.iter().all(|v| v.windows(2).all(|w| w[0] < w[1])));
+        let mut all: Vec<u128> = per_thread.concat();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), 20_000);
     }
 
     #[test]
