@@ -196,8 +196,10 @@ where
         return Err(ApiError::unavailable("hookgate is shutting down", 5));
     }
 
-    let (parts, body) = request.into_parts();
-    let headers = parts.headers;
+    // `parts` is dropped here and `headers` before the journal wait: their values are slices
+    // of hyper's read buffer, and hyper reads ahead while the answer is pending. Held, they
+    // make it allocate a fresh buffer for every request.
+    let (http::request::Parts { headers, .. }, body) = request.into_parts();
     let body = match read_body(&headers, body, state.config().server.max_body_bytes).await {
         Ok(b) => b,
         Err(e) => {
@@ -265,6 +267,7 @@ where
         headers: kept_headers(&headers),
         body,
     };
+    drop(headers);
     let appended = state
         .store()
         .append_event(event, destinations, state.config().ingest.dedupe_window)
