@@ -14,7 +14,7 @@ use super::tables::{
     ATTEMPTS, DEAD_LETTERS, DELIVERIES, DESTINATIONS, DESTINATION_HEALTH, DUE, NOTICES,
 };
 use super::{codec, decode, Page, Store, StoreError};
-use crate::ids::{raw_id_at, AccountId, DeliveryId, DestinationId, EventId};
+use crate::ids::{next_raw_id, AccountId, DeliveryId, DestinationId, EventId};
 use crate::model::{Attempt, Delivery, DeliveryStatus, Destination, Notice};
 
 /// A queued delivery as the scheduler sees it.
@@ -465,7 +465,7 @@ fn disable_destination(
     table.insert(key, codec::encode(&d).as_slice())?;
     drop(table);
     let notice = Notice {
-        id: raw_id_at(now),
+        id: next_raw_id(),
         kind: "endpoint.disabled".into(),
         destination_id: Some(destination),
         message: format!("destination {} ({}) was disabled: {reason}", d.id, d.name),
@@ -645,7 +645,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ids::SourceId;
+    use crate::ids::{raw_id_at, SourceId};
     use crate::model::{Event, Origin};
     use crate::store::events::Appended;
 
@@ -718,5 +718,26 @@ mod tests {
             .queued_deliveries(ours, retrying, None, 10, 1_000)
             .unwrap();
         assert!(page.items.is_empty() && page.next.is_none());
+    }
+
+    /// Deliveries due in the same millisecond keep the order they were written in: the queue
+    /// index is `(due, delivery id)`, so random id bits would shuffle them.
+    #[tokio::test]
+    async fn deliveries_due_in_one_millisecond_queue_in_the_order_they_were_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_for_test(dir.path());
+        let (account, to) = (AccountId::new(), DestinationId::new());
+        let mut written = Vec::new();
+        for _ in 0..100 {
+            written.push(queue(&store, account, 5_000, to).await);
+        }
+        let mut queued = Vec::new();
+        store
+            .scan_due((0, 0), usize::MAX, |e| {
+                queued.push(e.delivery);
+                true
+            })
+            .unwrap();
+        assert_eq!(queued, written);
     }
 }

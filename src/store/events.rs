@@ -15,7 +15,7 @@ use redb::{ReadableDatabase, ReadableTable};
 use super::deliveries::DueEntry;
 use super::tables::{DELIVERIES, DESTINATIONS, EVENTS};
 use super::{codec, Store, StoreError};
-use crate::ids::{raw_id_at, AccountId, DeliveryId, DestinationId, EventId, SourceId};
+use crate::ids::{next_raw_id, AccountId, DeliveryId, DestinationId, EventId, SourceId};
 use crate::model::{Delivery, DeliveryStatus, Event, EventMeta, EventStatus};
 
 /// What `append_event` did.
@@ -143,7 +143,8 @@ impl Store {
             let mut deliveries = Vec::with_capacity(destinations.len());
             for destination_id in destinations {
                 let d = Delivery {
-                    id: DeliveryId(raw_id_at(now)),
+                    // Increasing, so deliveries due in the same millisecond keep arrival order.
+                    id: DeliveryId(next_raw_id()),
                     event_id: event.id,
                     account_id: event.account_id,
                     destination_id,
@@ -224,7 +225,7 @@ impl Store {
                 return Ok(Added::Exists(d));
             }
             let d = Delivery {
-                id: DeliveryId(raw_id_at(at_ms)),
+                id: DeliveryId(next_raw_id()),
                 event_id: event,
                 account_id: account,
                 destination_id: destination,
