@@ -13,7 +13,7 @@
 //!
 //! ALPN offers `h2` then `http/1.1`; hyper's auto builder serves whichever the client chose.
 //! The leaf certificate's expiry is exported as `hookgate_tls_certificate_expiry_timestamp_seconds`
-//! and, within [`EXPIRY_WARNING`] of it (or past it), logged at WARN on every load and reload,
+//! and, within `EXPIRY_WARNING` of it (or past it), logged at WARN on every load and reload,
 //! so a forgotten renewal shows up before clients start refusing the gateway.
 //! Not done here: client certificates, OCSP stapling.
 

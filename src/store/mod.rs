@@ -9,7 +9,7 @@
 //! - Every commit is `Durability::Immediate` (fsync) — see `journal.rs` invariant 2.
 //! - Two-phase commit and quick-repair stay off (redb defaults). After an unclean stop redb
 //!   runs its full repair on open, which costs start-up time proportional to the file, not
-//!   correctness (see [`repair`] for how that start is kept alive under systemd); quick-repair
+//!   correctness (the `repair` module keeps that start alive under systemd); quick-repair
 //!   would turn on two-phase commit (a second fsync) and write the allocator state in every
 //!   commit on the hot path.
 
