@@ -43,6 +43,8 @@ struct Sample {
     errors: u64,
     latencies_us: Vec<u32>,
     elapsed: Duration,
+    /// Mean events per journal commit (raw journal phases only).
+    mean_batch: f64,
 }
 
 impl Sample {
@@ -148,6 +150,14 @@ async fn raw_journal(secs: u64) -> Sample {
     total.elapsed = started.elapsed();
     drop(store);
     thread.join().await;
+    let batches = registry
+        .gather()
+        .into_iter()
+        .find(|f| f.name() == "hookgate_journal_batch_size")
+        .map(|f| f.get_metric()[0].get_histogram().clone());
+    total.mean_batch = batches.map_or(f64::NAN, |h| {
+        h.get_sample_sum() / h.get_sample_count() as f64
+    });
     total
 }
 
@@ -230,18 +240,41 @@ async fn drive(
 
 /// The gateway's journal commits that took over 50 ms so far: read around a phase, it tells
 /// a p99 spike from a stalled disk (these commits) apart from one in the request path.
-async fn slow_commits(addr: SocketAddr) -> f64 {
-    let Ok(resp) = reqwest::get(format!("http://{addr}/metrics")).await else {
-        return f64::NAN;
-    };
-    let text = resp.text().await.unwrap_or_default();
-    let value = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
-            .unwrap_or(f64::NAN)
-    };
-    value("hookgate_journal_commit_duration_seconds_count")
-        - value("hookgate_journal_commit_duration_seconds_bucket{le=\"0.05\"}")
+/// The gateway journal's cumulative counters, read from `/metrics`: the difference across a
+/// phase gives that phase's commits over 50 ms (disk stalls) and its mean batch.
+#[derive(Clone, Copy)]
+struct JournalCounters {
+    slow: f64,
+    batched: f64,
+    commits: f64,
+}
+
+impl JournalCounters {
+    async fn read(addr: SocketAddr) -> Self {
+        let text = match reqwest::get(format!("http://{addr}/metrics")).await {
+            Ok(resp) => resp.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        };
+        let value = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        let commits = value("hookgate_journal_commit_duration_seconds_count");
+        Self {
+            slow: commits - value("hookgate_journal_commit_duration_seconds_bucket{le=\"0.05\"}"),
+            batched: value("hookgate_journal_batch_size_sum"),
+            commits,
+        }
+    }
+
+    /// Commits over 50 ms and the mean batch since `before`.
+    fn since(self, before: Self) -> (f64, f64) {
+        (
+            self.slow - before.slow,
+            (self.batched - before.batched) / (self.commits - before.commits),
+        )
+    }
 }
 
 /// `wrk` (Debian package `wrk`): a C load generator that costs the shared cores about half of
@@ -701,8 +734,8 @@ fn main() {
         println!("hookgate load benchmark: {secs}s per phase, {BODY_BYTES}-byte bodies, loopback only\n");
         let mut journal = raw_journal(secs).await;
         println!(
-            "raw journal (in-process, 256 tasks):   {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-            journal.rate(), journal.pct(0.5), journal.pct(0.99), journal.errors
+            "raw journal (in-process, 256 tasks):   {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  mean batch {:.0}",
+            journal.rate(), journal.pct(0.5), journal.pct(0.99), journal.errors, journal.mean_batch
         );
 
         let gw = start_gateway();
@@ -716,15 +749,16 @@ fn main() {
         let mut cost256 = None;
         let pid = gw.child.id();
         for c in [1usize, 16, 256] {
-            let before = slow_commits(gw.addr).await;
+            let before = JournalCounters::read(gw.addr).await;
             let cpu = CpuSnap::take(pid);
             let mut s = drive(gw.addr, c, secs, "POST", path.clone(), Payload::Webhook).await;
             if c == 256 {
                 cost256 = cpu.zip(CpuSnap::take(pid)).map(|(a, b)| a.cost_until(b, s.rate()));
             }
+            let (slow, batch) = JournalCounters::read(gw.addr).await.since(before);
             println!(
-                "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  commits over 50 ms {:.0}",
-                s.rate(), s.pct(0.5), s.pct(0.99), s.errors, slow_commits(gw.addr).await - before
+                "POST /ingest durable (c={c:<3}):          {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  commits over 50 ms {slow:.0}  mean batch {batch:.0}",
+                s.rate(), s.pct(0.5), s.pct(0.99), s.errors
             );
             if c == 256 {
                 at256 = s.rate();
@@ -732,7 +766,7 @@ fn main() {
         }
         // The same two phases with wrk as the generator: on two shared cores the generator's own
         // CPU is part of what limits the gateway, and wrk's is about half of the in-process one.
-        let slow_before = slow_commits(gw.addr).await;
+        let journal_before = JournalCounters::read(gw.addr).await;
         let mut wrk_cost = None;
         let wrk = ensure_wrk().and_then(|()| {
             let health = wrk_phase(gw.addr, "/healthz", false, 256, secs)?;
@@ -741,14 +775,15 @@ fn main() {
             wrk_cost = cpu.zip(CpuSnap::take(pid)).map(|(a, b)| a.cost_until(b, ingest.0));
             Some((health, ingest))
         });
-        let wrk_slow = slow_commits(gw.addr).await - slow_before;
+        // /healthz commits nothing: these are the wrk ingest phase's.
+        let (wrk_slow, wrk_batch) = JournalCounters::read(gw.addr).await.since(journal_before);
         match wrk {
             Some(((h, hp50, hp99, herr), (i, ip50, ip99, ierr))) => {
                 println!(
                     "GET /healthz (c=256, wrk):             {h:>9.0} req/s      p50 {hp50:>6.2} ms  p99 {hp99:>6.2} ms  errors {herr}"
                 );
                 println!(
-                    "POST /ingest durable (c=256, wrk):     {i:>9.0} events/s   p50 {ip50:>6.2} ms  p99 {ip99:>6.2} ms  errors {ierr}  commits over 50 ms {wrk_slow:.0}"
+                    "POST /ingest durable (c=256, wrk):     {i:>9.0} events/s   p50 {ip50:>6.2} ms  p99 {ip99:>6.2} ms  errors {ierr}  commits over 50 ms {wrk_slow:.0}  mean batch {wrk_batch:.0}"
                 );
             }
             None => println!("(wrk phases skipped: wrk unavailable)"),
@@ -776,8 +811,8 @@ fn main() {
         // run, so the ratio uses the mean of a measurement before and one after.
         let mut journal_after = raw_journal(secs).await;
         println!(
-            "raw journal again, after HTTP phases:  {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}",
-            journal_after.rate(), journal_after.pct(0.5), journal_after.pct(0.99), journal_after.errors
+            "raw journal again, after HTTP phases:  {:>9.0} events/s   p50 {:>6.2} ms  p99 {:>6.2} ms  errors {}  mean batch {:.0}",
+            journal_after.rate(), journal_after.pct(0.5), journal_after.pct(0.99), journal_after.errors, journal_after.mean_batch
         );
         let journal_rate = (journal.rate() + journal_after.rate()) / 2.0;
 
