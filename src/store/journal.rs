@@ -15,8 +15,9 @@
 //! waiting job, drains whatever else is already queued (up to `max_batch`), runs all of them in
 //! one transaction, takes in and runs what arrived meanwhile until the queue is empty, commits
 //! once, then answers every waiter. No linger timer: under light load a job commits alone at
-//! once; under heavy load batches grow by themselves while the previous fsync is in progress. The queue is bounded; a full queue is back-pressure that callers turn
-//! into 503 after `enqueue_timeout`.
+//! once; under heavy load batches grow by themselves while the previous fsync is in progress.
+//! The queue is bounded; a full queue is back-pressure that callers turn into 503 after
+//! `enqueue_timeout`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -329,12 +330,7 @@ fn writer_loop(
     let mut queued = Vec::new();
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+        take_queued(&mut rx, &mut batch, max_batch);
         let started = Instant::now();
         let outcome = commit_batch(db, &mut batch, &mut rx, max_batch).map_err(Arc::new);
         let n = batch.len();
@@ -371,6 +367,20 @@ fn writer_loop(
     tracing::debug!("Journal writer stopped.");
 }
 
+/// Moves what is already queued into `batch`, up to `max_batch`, without waiting.
+fn take_queued(
+    rx: &mut mpsc::Receiver<Box<dyn Job>>,
+    batch: &mut Vec<Box<dyn Job>>,
+    max_batch: usize,
+) {
+    while batch.len() < max_batch {
+        match rx.try_recv() {
+            Ok(job) => batch.push(job),
+            Err(_) => break,
+        }
+    }
+}
+
 /// Applies `batch` and commits it. Writes that arrive while the batch is being applied join
 /// it before the commit, up to `max_batch`: otherwise they would wait for this commit's fsync
 /// and then the next batch's, and each fsync would cover fewer writes.
@@ -400,12 +410,7 @@ fn commit_batch(
                 }
             }
             done = batch.len();
-            while batch.len() < max_batch {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
+            take_queued(rx, batch, max_batch);
             if batch.len() == done {
                 break;
             }
