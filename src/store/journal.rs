@@ -429,21 +429,28 @@ fn commit_batch(
 mod tests {
     use super::*;
 
+    /// A journal on a fresh database in `dir`.
+    fn test_journal(
+        dir: &tempfile::TempDir,
+        capacity: usize,
+        due_listener: Arc<OnceLock<DueListener>>,
+    ) -> (Journal, JournalThread) {
+        let db = Database::create(dir.path().join("j.redb")).unwrap();
+        let options = JournalOptions {
+            queue_capacity: capacity,
+            max_batch: capacity,
+            enqueue_timeout: Duration::from_secs(5),
+        };
+        let metrics = JournalMetrics::register(&Registry::new()).unwrap();
+        Journal::spawn(Arc::new(db), options, metrics, due_listener).unwrap()
+    }
+
     /// A job's captures live in its box, not in the waiting future as well: appends carry the
     /// whole event, and the future is part of every request's state.
     #[tokio::test]
     async fn submit_future_does_not_hold_the_work() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("j.redb")).unwrap();
-        let registry = Registry::new();
-        let options = JournalOptions {
-            queue_capacity: 16,
-            max_batch: 16,
-            enqueue_timeout: Duration::from_secs(1),
-        };
-        let metrics = JournalMetrics::register(&registry).unwrap();
-        let (journal, thread) =
-            Journal::spawn(Arc::new(db), options, metrics, Arc::default()).unwrap();
+        let (journal, thread) = test_journal(&dir, 16, Arc::default());
         let payload = [7u8; 4096];
         let pending = journal.submit(move |_batch| Ok(payload.len()));
         assert!(
@@ -465,7 +472,6 @@ mod tests {
         use std::sync::Mutex;
 
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("j.redb")).unwrap();
         let heard: Arc<Mutex<(usize, HashSet<u128>)>> = Arc::default();
         let listener: Arc<OnceLock<DueListener>> = Arc::default();
         let record = heard.clone();
@@ -474,13 +480,7 @@ mod tests {
             heard.0 += 1;
             heard.1.extend(entries.iter().map(|e| e.delivery.raw()));
         }));
-        let options = JournalOptions {
-            queue_capacity: 1024,
-            max_batch: 1024,
-            enqueue_timeout: Duration::from_secs(5),
-        };
-        let metrics = JournalMetrics::register(&Registry::new()).unwrap();
-        let (journal, thread) = Journal::spawn(Arc::new(db), options, metrics, listener).unwrap();
+        let (journal, thread) = test_journal(&dir, 1024, listener);
         let journal = Arc::new(journal);
         let waiters: Vec<_> = (0..200u128)
             .map(|i| {
@@ -532,15 +532,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_write_arriving_while_a_batch_is_applied_joins_its_commit() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::create(dir.path().join("j.redb")).unwrap();
-        let options = JournalOptions {
-            queue_capacity: 16,
-            max_batch: 16,
-            enqueue_timeout: Duration::from_secs(5),
-        };
-        let metrics = JournalMetrics::register(&Registry::new()).unwrap();
-        let (journal, thread) =
-            Journal::spawn(Arc::new(db), options, metrics, Arc::default()).unwrap();
+        let (journal, thread) = test_journal(&dir, 16, Arc::default());
         let journal = Arc::new(journal);
         let (applying, writer_inside) = std::sync::mpsc::channel();
         let (go, wait_for_go) = std::sync::mpsc::channel::<()>();
