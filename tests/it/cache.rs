@@ -2,6 +2,8 @@
 //! leaves resident memory near where it was, and every event still reads back exactly from
 //! pages that left the cache.
 
+use std::time::Duration;
+
 use serde_json::json;
 
 use crate::support::GatewayProcess;
@@ -61,8 +63,12 @@ async fn a_small_cache_bounds_memory_and_loses_nothing() {
     for n in 4..EVENTS {
         ids.push((n, post(n).await));
     }
+    // mimalloc returns freed pages to the OS after a 1 s delay, on later allocator activity:
+    // measured before that, a fast build counts bodies already freed.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ids.push((EVENTS, post(EVENTS).await));
     let grown = rss_bytes(gw.child.id()).saturating_sub(before);
-    let written = ((EVENTS - 4) * BODY_BYTES) as u64;
+    let written = ((EVENTS - 3) * BODY_BYTES) as u64;
     assert!(
         grown < written / 2,
         "resident memory grew {grown} bytes while {written} bytes were written with an 8 MiB cache"
