@@ -154,7 +154,7 @@ pub async fn run(
         db_path: store.path().to_owned(),
     });
 
-    http::tls::spawn_reloader(tls.clone(), &shutdown);
+    http::tls::spawn_reloader(tls.clone(), &shutdown, http::tls::EXPIRY_RECHECK);
     if let Some(listener) = listeners.metrics {
         let app = http::metrics_router(state.clone());
         let token = shutdown.token().clone();

@@ -13,8 +13,10 @@
 //!
 //! ALPN offers `h2` then `http/1.1`; hyper's auto builder serves whichever the client chose.
 //! The leaf certificate's expiry is exported as `hookgate_tls_certificate_expiry_timestamp_seconds`
-//! and, within `EXPIRY_WARNING` of it (or past it), logged at WARN on every load and reload,
-//! so a forgotten renewal shows up before clients start refusing the gateway.
+//! and, within `EXPIRY_WARNING` of it (or past it), logged at WARN on every load and reload
+//! and again every [`EXPIRY_RECHECK`] while it is served, so a forgotten renewal shows up in the
+//! logs of a gateway that has run for months without a restart, before clients start refusing
+//! it.
 //! Not done here: client certificates, OCSP stapling.
 
 use std::fs::File;
@@ -42,6 +44,8 @@ const MAX_PEM_FILE_BYTES: u64 = 1024 * 1024;
 
 /// How long before the leaf certificate's `notAfter` loading it logs a warning.
 const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
+/// How often the served certificate's expiry is looked at again between reloads.
+pub const EXPIRY_RECHECK: Duration = Duration::from_secs(24 * 3600);
 
 /// Which of the two configured files an error is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -271,29 +275,85 @@ fn leaf_not_after(chain: &[CertificateDer<'_>]) -> Option<i64> {
     Some(leaf.validity().not_after.timestamp())
 }
 
+/// Where the served certificate stands against its `notAfter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// `notAfter` could not be read.
+    Unknown,
+    Valid,
+    /// Within [`EXPIRY_WARNING`] of it.
+    Soon {
+        days_left: i64,
+    },
+    Expired {
+        days_ago: i64,
+    },
+}
+
+fn expiry_at(not_after: Option<i64>, now_s: i64) -> Expiry {
+    let Some(not_after) = not_after else {
+        return Expiry::Unknown;
+    };
+    let left_s = not_after - now_s;
+    if left_s <= 0 {
+        Expiry::Expired {
+            days_ago: -left_s / 86_400,
+        }
+    } else if left_s < EXPIRY_WARNING.as_secs() as i64 {
+        Expiry::Soon {
+            days_left: left_s / 86_400,
+        }
+    } else {
+        Expiry::Valid
+    }
+}
+
+fn unix_now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Warns when the certificate is near or past its expiry (or its expiry is unknown, which
+/// `loading` says only once, at a load or reload, rather than every day).
+fn warn_expiry(config: &TlsConfig, not_after: Option<i64>, loading: bool) -> Expiry {
+    let state = expiry_at(not_after, unix_now_s());
+    let path = config.cert.display();
+    match state {
+        Expiry::Unknown if loading => {
+            tracing::warn!(%path, "Could not read the TLS certificate's expiry date; no expiry warning will be given.");
+        }
+        Expiry::Unknown | Expiry::Valid => {}
+        Expiry::Expired { days_ago } => {
+            tracing::warn!(%path, expired_days_ago = days_ago, "The TLS certificate has expired; clients will refuse the connection. Renew it and send SIGHUP.");
+        }
+        Expiry::Soon { days_left } => {
+            tracing::warn!(%path, days_left, "The TLS certificate expires soon. Renew it and send SIGHUP.");
+        }
+    }
+    state
+}
+
 /// Exports the leaf's expiry and warns when it is near or past.
 fn note_expiry(config: &TlsConfig, not_after: Option<i64>, gauge: &IntGauge) {
-    let Some(not_after) = not_after else {
-        tracing::warn!(path = %config.cert.display(), "Could not read the TLS certificate's expiry date; no expiry warning will be given.");
-        return;
-    };
-    gauge.set(not_after);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let left_s = not_after - now;
-    if left_s <= 0 {
-        tracing::warn!(path = %config.cert.display(), expired_days_ago = -left_s / 86_400, "The TLS certificate has expired; clients will refuse the connection. Renew it and send SIGHUP.");
-    } else if left_s < EXPIRY_WARNING.as_secs() as i64 {
-        tracing::warn!(path = %config.cert.display(), days_left = left_s / 86_400, "The TLS certificate expires soon. Renew it and send SIGHUP.");
+    if let Some(not_after) = not_after {
+        gauge.set(not_after);
     }
+    warn_expiry(config, not_after, true);
+}
+
+/// A pair being served: its rustls config and the leaf's `notAfter`.
+#[derive(Clone)]
+struct Served {
+    config: Arc<rustls::ServerConfig>,
+    not_after: Option<i64>,
 }
 
 fn build_server_config(
     config: &TlsConfig,
     provider: &Arc<CryptoProvider>,
     expiry: &IntGauge,
-) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+) -> Result<Served, TlsError> {
     let chain = read_chain(config)?;
     let not_after = leaf_not_after(&chain);
     let certified = certify(config, chain, read_key(config)?, provider)?;
@@ -305,7 +365,10 @@ fn build_server_config(
     server.alpn_protocols = ALPN.iter().map(|p| p.to_vec()).collect();
     // Only for a pair that is about to be served: a refused reload keeps the old expiry.
     note_expiry(config, not_after, expiry);
-    Ok(Arc::new(server))
+    Ok(Served {
+        config: Arc::new(server),
+        not_after,
+    })
 }
 
 /// Why a TLS handshake did not complete. Clients control this, so it is counted and logged at
@@ -370,7 +433,7 @@ struct AcceptorInner {
     provider: Arc<CryptoProvider>,
     /// Swapped whole by `reload`; readers clone the `Arc` and release the lock at once, so the
     /// lock is never held across a handshake or an `.await`.
-    current: RwLock<Arc<rustls::ServerConfig>>,
+    current: RwLock<Served>,
     metrics: TlsMetrics,
 }
 
@@ -415,11 +478,21 @@ impl TlsAcceptor {
     }
 
     fn current(&self) -> Arc<rustls::ServerConfig> {
+        self.served().config
+    }
+
+    fn served(&self) -> Served {
         self.inner
             .current
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
+    }
+
+    /// Looks at the served certificate's expiry again and warns if it is near or past: a
+    /// gateway can serve one pair for months, longer than the warning window.
+    pub fn recheck_expiry(&self) -> Expiry {
+        warn_expiry(&self.inner.files, self.served().not_after, false)
     }
 
     /// Runs the server handshake on `stream` with the config current at this moment
@@ -450,14 +523,26 @@ impl TlsAcceptor {
 }
 
 /// Spawns the task that reloads `acceptor` on every [`Shutdown::request_reload`] (SIGHUP) until
-/// the drain starts. Requests arriving during a reload coalesce into one more. Without TLS the
-/// task only says there is nothing to reload, so a SIGHUP is never silently ignored.
-pub fn spawn_reloader(acceptor: Option<TlsAcceptor>, shutdown: &Shutdown) {
+/// the drain starts, and looks at the served certificate's expiry every `recheck_every`.
+/// Requests arriving during a reload coalesce into one more. Without TLS the task only says
+/// there is nothing to reload, so a SIGHUP is never silently ignored.
+pub fn spawn_reloader(acceptor: Option<TlsAcceptor>, shutdown: &Shutdown, recheck_every: Duration) {
     let requests = shutdown.clone();
     shutdown.tracker().spawn(async move {
+        // The load has just warned if need be; the first recheck is one period later.
+        let start = tokio::time::Instant::now() + recheck_every;
+        let mut recheck = tokio::time::interval_at(start, recheck_every);
+        // After a suspended VM resumes, one recheck, not one per missed period.
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = requests.reload_requested() => {}
+                _ = recheck.tick(), if acceptor.is_some() => {
+                    if let Some(acceptor) = &acceptor {
+                        acceptor.recheck_expiry();
+                    }
+                    continue;
+                }
                 _ = requests.cancelled() => return,
             }
             let Some(acceptor) = &acceptor else {
@@ -506,13 +591,20 @@ mod tests {
 
     /// Like [`self_signed`], valid until 1 January of `year` (rcgen's far future if `None`).
     fn self_signed_until(name: &str, year: Option<i32>) -> (String, String) {
+        self_signed_expiring(name, year.map(|y| rcgen::date_time_ymd(y, 1, 1)))
+    }
+
+    fn self_signed_expiring(
+        name: &str,
+        not_after: Option<time::OffsetDateTime>,
+    ) -> (String, String) {
         let key = rcgen::KeyPair::generate().unwrap();
         let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
         params
             .distinguished_name
             .push(rcgen::DnType::CommonName, name);
-        if let Some(year) = year {
-            params.not_after = rcgen::date_time_ymd(year, 1, 1);
+        if let Some(not_after) = not_after {
+            params.not_after = not_after;
         }
         let cert = params.self_signed(&key).unwrap();
         (
@@ -646,6 +738,117 @@ mod tests {
         write_pair(dir.path(), &cert2, &key2);
         acceptor.reload().unwrap();
         assert_eq!(expiry(), Some(1_924_992_000.0)); // 2031-01-01T00:00:00Z
+    }
+
+    #[test]
+    fn expiry_is_valid_then_soon_within_the_warning_window_then_expired() {
+        let day = 86_400;
+        let warn = EXPIRY_WARNING.as_secs() as i64;
+        assert_eq!(expiry_at(None, 0), Expiry::Unknown);
+        assert_eq!(expiry_at(Some(1_000_000), 1_000_000 - warn), Expiry::Valid);
+        assert_eq!(
+            expiry_at(Some(1_000_000), 1_000_000 - warn + 1),
+            Expiry::Soon { days_left: 13 }
+        );
+        assert_eq!(
+            expiry_at(Some(1_000_000), 1_000_000 - 1),
+            Expiry::Soon { days_left: 0 }
+        );
+        assert_eq!(
+            expiry_at(Some(1_000_000), 1_000_000),
+            Expiry::Expired { days_ago: 0 }
+        );
+        assert_eq!(
+            expiry_at(Some(1_000_000), 1_000_000 + 3 * day),
+            Expiry::Expired { days_ago: 3 }
+        );
+    }
+
+    #[test]
+    fn a_recheck_judges_the_pair_being_served() {
+        let dir = tempfile::tempdir().unwrap();
+        let soon =
+            time::OffsetDateTime::now_utc() + time::Duration::days(3) + time::Duration::hours(1);
+        let (cert, key) = self_signed_expiring("soon", Some(soon));
+        let files = write_pair(dir.path(), &cert, &key);
+        let acceptor = acceptor(&files);
+        assert_eq!(acceptor.recheck_expiry(), Expiry::Soon { days_left: 3 });
+
+        let (cert, key) = self_signed_until("renewed", Some(2099));
+        write_pair(dir.path(), &cert, &key);
+        acceptor.reload().unwrap();
+        assert_eq!(acceptor.recheck_expiry(), Expiry::Valid);
+
+        // A refused reload leaves the served pair, and so its expiry, in place.
+        let (cert, _) = self_signed_until("expired", Some(2020));
+        write_pair(dir.path(), &cert, &key);
+        acceptor.reload().unwrap_err();
+        assert_eq!(acceptor.recheck_expiry(), Expiry::Valid);
+
+        let (cert, key) = self_signed_until("expired", Some(2020));
+        write_pair(dir.path(), &cert, &key);
+        acceptor.reload().unwrap();
+        assert!(matches!(
+            acceptor.recheck_expiry(),
+            Expiry::Expired { days_ago } if days_ago > 365
+        ));
+    }
+
+    /// Log output, kept in memory for the test to count lines in.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Captured {
+        fn count(&self, needle: &str) -> usize {
+            String::from_utf8_lossy(&self.0.lock().unwrap())
+                .matches(needle)
+                .count()
+        }
+    }
+
+    /// The reloader warns again while a near-expiry pair stays served, not only when it loads.
+    #[tokio::test]
+    async fn the_reloader_rechecks_the_expiry_every_period_until_shutdown() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        // A current-thread runtime: the spawned reloader logs on this thread, under this guard.
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let dir = tempfile::tempdir().unwrap();
+        let soon = time::OffsetDateTime::now_utc() + time::Duration::days(2);
+        let (cert, key) = self_signed_expiring("soon", Some(soon));
+        let files = write_pair(dir.path(), &cert, &key);
+        let acceptor = acceptor(&files);
+        let warning = "The TLS certificate expires soon";
+        assert_eq!(logs.count(warning), 1, "the load warns once");
+
+        let shutdown = Shutdown::new();
+        spawn_reloader(Some(acceptor), &shutdown, Duration::from_millis(40));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let warned = logs.count(warning);
+        assert!(warned >= 3, "rechecks warned {} times", warned - 1);
+
+        shutdown.trigger();
+        shutdown.tracker().close();
+        tokio::time::timeout(Duration::from_secs(5), shutdown.tracker().wait())
+            .await
+            .expect("the reloader stops with the drain");
+        let after = logs.count(warning);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(logs.count(warning), after, "no recheck after shutdown");
     }
 
     #[test]
