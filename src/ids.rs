@@ -130,6 +130,10 @@ macro_rules! id_type {
         impl $name {
             pub const PREFIX: &'static str = $prefix;
 
+            /// A fresh id, greater than any this process made before ([`next_raw_id`]). An
+            /// event records its id's time as `received_at_ms` rather than reading the clock
+            /// again, so time filters (which read the id) and `received_at` agree, also after
+            /// the clock steps back and ids run ahead of it.
             pub fn new() -> Self {
                 Self(next_raw_id())
             }

@@ -465,7 +465,8 @@ impl State {
                 return;
             };
             let id = crate::ids::EventId::new();
-            let now = now_ms();
+            // The id's time, not a second clock read: see `EventId::new`.
+            let now = id.created_ms();
             let payload = serde_json::json!({
                 "destination_id": destination,
                 "reason": reason,

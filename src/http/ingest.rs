@@ -25,7 +25,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::api::{Envelope, ErrorBody};
 use super::envelope::{ApiError, Data, RequestScope};
 use super::AppState;
-use crate::ids::{now_ms, EventId};
+use crate::ids::EventId;
 use crate::model::{Event, Origin, SourceKind};
 use crate::store::events::Appended;
 use crate::verify::Unverified;
@@ -252,12 +252,14 @@ where
         .catalog()
         .routes(source.account)
         .destinations(source.id, event_type.as_deref());
+    let id = EventId::new();
     let event = Event {
-        id: EventId::new(),
+        id,
         account_id: source.account,
         source_id: source.id,
         origin: Origin::Inbound,
-        received_at_ms: now_ms(),
+        // The id's time, not a second clock read: see `EventId::new`.
+        received_at_ms: id.created_ms(),
         event_type,
         dedupe_key: verified.delivery_id().map(str::to_owned),
         content_type: headers

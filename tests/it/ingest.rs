@@ -645,6 +645,22 @@ async fn events_list_newest_first_with_filters_and_binary_bodies() {
     newest_first.reverse();
     assert_eq!(all, newest_first);
 
+    // An event's `received_at` is the time in its id, which the time filters use: a window of
+    // exactly that millisecond finds it (a second clock read could land a millisecond later).
+    for e in events(&api, "").await {
+        let at = e["received_at"].as_str().unwrap();
+        let id = hookgate::ids::EventId::parse(e["id"].as_str().unwrap()).unwrap();
+        let id_time = humantime::format_rfc3339_millis(
+            UNIX_EPOCH + std::time::Duration::from_millis(id.created_ms()),
+        );
+        assert_eq!(at, id_time.to_string());
+        let found = events(&api, &format!("?since={at}&until={at}")).await;
+        assert!(
+            found.iter().any(|f| f["id"] == e["id"]),
+            "{e} not in its own millisecond"
+        );
+    }
+
     assert_eq!(events(&api, &format!("?source_id={s1}")).await.len(), 4);
     assert_eq!(events(&api, "?event_type=b.y").await.len(), 2);
     assert_eq!(events(&api, "?status=received").await.len(), 6);

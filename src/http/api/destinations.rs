@@ -171,7 +171,8 @@ async fn test_destination(
         .destination(auth.account, id)?
         .ok_or_else(|| ApiError::not_found("destination"))?;
     let event_id = EventId::new();
-    let now = now_ms();
+    // The id's time, not a second clock read: see `EventId::new`.
+    let now = event_id.created_ms();
     let payload = serde_json::value::to_raw_value(&serde_json::json!({
         "message": "A test event from hookgate.",
         "destination_id": id,
@@ -192,7 +193,7 @@ async fn test_destination(
     };
     let delivery = state.store().append_unqueued_event(event, id).await?;
     let entry = DueEntry {
-        due_ms: now,
+        due_ms: now_ms(),
         delivery: delivery.id,
         account: auth.account,
         event: event_id,

@@ -20,7 +20,7 @@ use super::{rfc3339, Envelope, ErrorBody};
 use crate::http::auth::Auth;
 use crate::http::envelope::{ApiError, ApiJson, Data};
 use crate::http::AppState;
-use crate::ids::{now_ms, EventId};
+use crate::ids::EventId;
 use crate::model::{Event, Origin, SourceKind};
 use crate::routing::pattern::validate_event_type;
 use crate::store::events::Appended;
@@ -153,7 +153,8 @@ pub(crate) async fn send_message(
     }
 
     let id = EventId::new();
-    let now = now_ms();
+    // The id's time, not a second clock read: see `EventId::new`.
+    let now = id.created_ms();
     let body = envelope_body(id, &input.event_type, now, &input.payload);
     if body.len() > state.config().server.max_body_bytes {
         metrics.count("invalid");
