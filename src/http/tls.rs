@@ -281,7 +281,7 @@ pub enum Expiry {
     /// `notAfter` could not be read.
     Unknown,
     Valid,
-    /// Within [`EXPIRY_WARNING`] of it.
+    /// Within 14 days (`EXPIRY_WARNING`) of it.
     Soon {
         days_left: i64,
     },
