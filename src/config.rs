@@ -670,6 +670,18 @@ impl Config {
                 }
             }
         };
+        // Caught here rather than by the second bind at start, so `check-config` (systemd's
+        // ExecStartPre) refuses it. Port 0 picks a free port each time, so it never clashes.
+        if let (Some(m), Ok(main)) = (metrics_listen, raw.server.listen.parse::<SocketAddr>()) {
+            let overlap =
+                m.ip() == main.ip() || m.ip().is_unspecified() || main.ip().is_unspecified();
+            if m.port() != 0 && m.port() == main.port() && overlap {
+                bad(
+                    "metrics.listen",
+                    format!("{m} overlaps server.listen ({main}); give the metrics listener its own port"),
+                );
+            }
+        }
         if raw.retention.days > 36_500 {
             bad("retention.days", "must be at most 36500".into());
         }
@@ -853,6 +865,32 @@ format = "xml"
                 "delivery.allow_cidrs[1]",
                 "log.format"
             ]
+        );
+    }
+
+    #[test]
+    fn a_metrics_listener_on_the_main_listeners_port_is_refused() {
+        let problems = |main: &str, metrics: &str| {
+            let text =
+                format!("[server]\nlisten = \"{main}\"\n[metrics]\nlisten = \"{metrics}\"\n");
+            let raw = Config::parse_raw(Path::new("x.toml"), &text).unwrap();
+            match Config::from_raw(raw, &no_env) {
+                Ok(_) => Vec::new(),
+                Err(ConfigError::Invalid(p)) => p.into_iter().map(|p| p.key).collect(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        let clash = ["metrics.listen".to_owned()];
+        assert_eq!(problems("127.0.0.1:8080", "127.0.0.1:8080"), clash);
+        assert_eq!(problems("0.0.0.0:8080", "127.0.0.1:8080"), clash);
+        assert_eq!(problems("127.0.0.1:8080", "[::]:8080"), clash);
+        assert!(problems("127.0.0.1:8080", "127.0.0.1:9090").is_empty());
+        assert!(problems("127.0.0.1:8080", "10.0.0.1:8080").is_empty());
+        assert!(problems("127.0.0.1:0", "127.0.0.1:0").is_empty());
+        // A bad main address is reported once, not again as a clash with its stand-in.
+        assert_eq!(
+            problems("nope", "127.0.0.1:8080"),
+            ["server.listen".to_owned()]
         );
     }
 
