@@ -37,6 +37,16 @@ pub enum ConfigError {
         column: usize,
         message: String,
     },
+    /// Valid TOML, but a key hookgate does not know or a value of the wrong type. serde stops
+    /// at the first of these, so unlike [`ConfigError::Invalid`] it names one key.
+    #[error("config file {path}: {key} at line {line}, column {column}: {message}")]
+    Schema {
+        path: PathBuf,
+        key: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("invalid configuration:\n{}", format_problems(.0))]
     Invalid(Vec<Problem>),
 }
@@ -434,13 +444,28 @@ impl Config {
     }
 
     pub fn parse_raw(path: &Path, text: &str) -> Result<RawConfig, ConfigError> {
-        toml::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .span()
+        let at = |e: &toml::de::Error| {
+            e.span()
                 .map(|span| line_col(text, span.start))
-                .unwrap_or((0, 0));
-            ConfigError::Parse {
+                .unwrap_or((0, 0))
+        };
+        // Syntax first, so a file that is valid TOML is never called invalid TOML.
+        if let Err(e) = text.parse::<toml::Table>() {
+            let (line, column) = at(&e);
+            return Err(ConfigError::Parse {
                 path: path.to_owned(),
+                line,
+                column,
+                message: redact_quoted(e.message()),
+            });
+        }
+        serde_path_to_error::deserialize(toml::Deserializer::new(text)).map_err(|e| {
+            let key = e.path().to_string();
+            let e = e.into_inner();
+            let (line, column) = at(&e);
+            ConfigError::Schema {
+                path: path.to_owned(),
+                key,
                 line,
                 column,
                 message: redact_quoted(e.message()),
@@ -834,6 +859,28 @@ mod tests {
         .to_string();
         assert!(err.contains("unknown field `lisen`"), "{err}");
         assert!(err.contains("line 3"), "{err}");
+        assert!(err.contains("server.lisen"), "{err}");
+        assert!(
+            !err.contains("TOML"),
+            "valid TOML is not called invalid: {err}"
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_type_names_its_key_and_bad_syntax_says_toml() {
+        let err = Config::parse_raw(
+            Path::new("x.toml"),
+            "[server]\nlisten = \"127.0.0.1:1\"\n[storage]\ncache_size_mb = \"64\"\n",
+        )
+        .unwrap_err();
+        let ConfigError::Schema { key, line, .. } = &err else {
+            panic!("{err}");
+        };
+        assert_eq!((key.as_str(), *line), ("storage.cache_size_mb", 4), "{err}");
+
+        let err = Config::parse_raw(Path::new("x.toml"), "[server\nlisten = 1\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Parse { line: 1, .. }), "{err}");
+        assert!(err.to_string().contains("not valid TOML"), "{err}");
     }
 
     #[test]
