@@ -103,6 +103,19 @@ pub struct RawConfig {
     pub metrics: RawMetrics,
     pub retention: RawRetention,
     pub log: RawLog,
+    pub dashboard: RawDashboard,
+}
+
+#[derive(Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawDashboard {
+    pub enabled: bool,
+}
+
+impl Default for RawDashboard {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -306,6 +319,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub retention: RetentionConfig,
     pub log: LogConfig,
+    pub dashboard: DashboardConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DashboardConfig {
+    /// Serve the web dashboard at `/dashboard` on the main listener. It is static files; every
+    /// figure it shows comes from `/v1` with the API key typed into it.
+    pub enabled: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -770,6 +791,9 @@ impl Config {
             metrics: MetricsConfig {
                 listen: metrics_listen,
                 per_resource_labels: raw.metrics.per_resource_labels,
+            },
+            dashboard: DashboardConfig {
+                enabled: raw.dashboard.enabled,
             },
             retention: RetentionConfig {
                 default_retention: Duration::from_secs(u64::from(raw.retention.days) * 86_400),

@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod auth;
+mod dashboard;
 pub mod envelope;
 pub mod health;
 pub mod ingest;
@@ -143,9 +144,15 @@ pub fn router(state: AppState) -> Router {
     let openapi = Arc::new(openapi);
     let timeout = state.config().server.request_timeout;
     let max_body = state.config().server.max_body_bytes;
+    let dashboard = if state.config().dashboard.enabled {
+        dashboard::routes()
+    } else {
+        Router::new()
+    };
     Router::new()
         .merge(health::routes(openapi))
         .merge(api)
+        .merge(dashboard)
         .fallback(envelope::fallback)
         .method_not_allowed_fallback(envelope::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))

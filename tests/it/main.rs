@@ -5,6 +5,7 @@ mod cache;
 mod cli;
 mod config;
 mod crash;
+mod dashboard;
 mod delivery;
 mod durability;
 mod ingest;
