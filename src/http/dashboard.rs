@@ -61,8 +61,11 @@ impl Asset {
             .get(header::IF_NONE_MATCH)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| {
+                // Weak comparison, as RFC 9110 asks for If-None-Match.
+                let ours = etag.to_str().unwrap_or("");
                 v.split(',')
-                    .any(|t| t.trim() == etag.to_str().unwrap_or(""))
+                    .map(|t| t.trim())
+                    .any(|t| t == "*" || t.trim_start_matches("W/") == ours)
             });
         let headers = [
             (

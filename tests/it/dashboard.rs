@@ -50,6 +50,14 @@ async fn the_dashboard_is_served_with_a_strict_policy_and_revalidates_by_etag() 
             .await
             .unwrap();
         assert_eq!(again.status(), 304, "{path}");
+        let weak = format!("\"0000\", W/{}", etag.to_str().unwrap());
+        let again_weak = http
+            .get(gw.url(path))
+            .header(IF_NONE_MATCH, weak)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again_weak.status(), 304, "{path}");
         assert_eq!(again.headers()[ETAG], etag);
         let stale = http
             .get(gw.url(path))

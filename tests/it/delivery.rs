@@ -691,6 +691,9 @@ async fn a_fifo_destination_shows_the_failing_head_that_blocks_it() {
     })
     .await;
     assert_eq!(d["data"]["blocked_by"]["event_id"], first.as_str());
+    // The list says so too (the dashboard's overview reads it there).
+    let list = s.api.get("/v1/destinations").await;
+    assert_eq!(list.data()[0]["blocked_by"]["event_id"], first.as_str());
     // Once the head goes through, nothing blocks.
     rx.next(WAIT).await.unwrap();
     rx.next(WAIT).await.unwrap();

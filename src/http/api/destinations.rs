@@ -482,7 +482,23 @@ async fn list_destinations(
     let destinations = state
         .store()
         .list_destinations(auth.account, page.after, page.limit)?;
-    Ok(list_answer(destinations, |d| d.id.raw(), view))
+    Ok(list_answer(
+        destinations,
+        |d| d.id.raw(),
+        |d| live_view(&state, d),
+    ))
+}
+
+/// The view with what only the scheduler knows: a FIFO destination's failing head.
+fn live_view(state: &AppState, destination: Destination) -> DestinationView {
+    let blocked = state.scheduler().fifo_blocked_by(destination.id);
+    let mut v = view(destination);
+    v.blocked_by = blocked.map(|e| BlockedBy {
+        delivery_id: e.delivery,
+        event_id: e.event,
+        next_attempt_at: rfc3339(e.due_ms),
+    });
+    v
 }
 
 #[utoipa::path(get, path = "/v1/destinations/{id}", tag = "destinations",
@@ -498,14 +514,7 @@ async fn get_destination(
         .store()
         .destination(auth.account, id)?
         .ok_or_else(|| ApiError::not_found("destination"))?;
-    let blocked = state.scheduler().fifo_blocked_by(id);
-    let mut v = view(destination);
-    v.blocked_by = blocked.map(|e| BlockedBy {
-        delivery_id: e.delivery,
-        event_id: e.event,
-        next_attempt_at: rfc3339(e.due_ms),
-    });
-    Ok(Data::ok(v))
+    Ok(Data::ok(live_view(&state, destination)))
 }
 
 /// Change a destination. Fields left out keep their values.

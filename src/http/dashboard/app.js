@@ -79,6 +79,22 @@ async function all(path) {
   return items;
 }
 
+// How many items a list has, counted up to `cap` ("250+" past it). Queue pages scan a bounded
+// stretch of a queue shared by all accounts, so short pages are followed, a bounded number of
+// times; a count that stopped early says so with "+".
+async function countUpTo(path, cap) {
+  let n = 0;
+  let cursor = null;
+  for (let i = 0; i < 50; i++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const page = await get(path + sep + "limit=" + cap + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+    n += page.data.length;
+    cursor = page.next_cursor;
+    if (!cursor || n >= cap) break;
+  }
+  return Math.min(n, cap) + (cursor || n > cap ? "+" : "");
+}
+
 // --- DOM helpers ---------------------------------------------------------------------------
 
 function h(tag, attrs, ...children) {
@@ -116,9 +132,14 @@ function toast(message, bad) {
   setTimeout(() => box.remove(), bad ? 8000 : 4000);
 }
 
+// API errors have a code; anything else (a bug here) still gets a readable line.
+function describe(e) {
+  return (e.code || "error") + ": " + e.message;
+}
+
 function errorBox(e) {
   const scope = e.status === 403 ? " (this key's scope does not allow it)" : "";
-  return h("div", { class: "error" }, e.code + ": " + e.message + scope);
+  return h("div", { class: "error" }, describe(e) + scope);
 }
 
 function badge(status) {
@@ -143,6 +164,12 @@ function table(headers, rows, empty) {
 
 const mono = (text) => h("td", { class: "mono" }, text);
 
+// The one row an empty table body shows, replaced as soon as rows arrive.
+function placeholder(body, columns, text) {
+  for (const row of body.querySelectorAll("tr.placeholder")) row.remove();
+  if (!body.children.length) body.append(h("tr", { class: "placeholder" }, h("td", { colspan: columns, class: "muted" }, text)));
+}
+
 // Runs an action from a button: disables it meanwhile, reports the outcome.
 async function act(button, fn, done) {
   button.disabled = true;
@@ -151,7 +178,7 @@ async function act(button, fn, done) {
     if (done) toast(done(out));
     return out;
   } catch (e) {
-    toast(e.code + ": " + e.message + (e.status === 403 ? " (needs a full key)" : ""), true);
+    toast(describe(e) + (e.status === 403 ? " (needs a full key)" : ""), true);
   } finally {
     button.disabled = false;
   }
@@ -163,12 +190,16 @@ let names = null;
 
 async function loadNames(force) {
   if (names && !force) return names;
+  const turn = rendering;
   const [sources, destinations] = await Promise.all([all("/v1/sources"), all("/v1/destinations")]);
-  names = {
+  const loaded = {
     sources: new Map(sources.map((s) => [s.id, s])),
     destinations: new Map(destinations.map((d) => [d.id, d])),
   };
-  return names;
+  // Names read for a navigation since left (maybe with a key since forgotten) are not kept; the
+  // view that asked for them is not shown either.
+  if (turn === rendering) names = loaded;
+  return loaded;
 }
 
 function sourceName(id) {
@@ -189,11 +220,10 @@ async function overview() {
   const [acct, n, queued, dead, recent] = await Promise.all([
     get("/v1/account"),
     loadNames(true),
-    get("/v1/deliveries?limit=250"),
-    get("/v1/deliveries?status=dead_letter&limit=250"),
+    countUpTo("/v1/deliveries", 250),
+    countUpTo("/v1/deliveries?status=dead_letter", 250),
     get("/v1/notices"),
   ]);
-  const count = (page) => page.data.length + (page.next_cursor ? "+" : "");
   const destinations = [...n.destinations.values()];
   const disabled = destinations.filter((d) => !d.enabled);
   const blocked = destinations.filter((d) => d.blocked_by);
@@ -204,8 +234,8 @@ async function overview() {
       stat(n.sources.size, "sources", "#/sources"),
       stat(destinations.length, "destinations", "#/destinations"),
       stat(disabled.length, "disabled destinations", "#/destinations"),
-      stat(count(queued), "deliveries queued", "#/deliveries"),
-      stat(count(dead), "dead letters", "#/deliveries/dead_letter")),
+      stat(queued, "deliveries queued", "#/deliveries"),
+      stat(dead, "dead letters", "#/deliveries/dead_letter")),
     disabled.length ? [h("h2", {}, "Disabled destinations"),
       table(["destination", "reason", "url"], disabled.map((d) => [link("#/destinations", d.name), d.disabled_reason || "disabled by hand", mono(d.url)]))] : null,
     blocked.length ? [h("h2", {}, "FIFO destinations waiting on a failing head"),
@@ -219,7 +249,7 @@ async function overview() {
 
 function noticeTable(items) {
   return table(["when", "kind", "destination", "message"],
-    items.map((x) => [when(x.created_at), x.kind, x.destination_id ? destinationName(x.destination_id) : "", x.message]),
+    items.map((x) => [when(x.created_at), x.type, x.destination_id ? destinationName(x.destination_id) : "", x.message]),
     "No notices: hookgate has not had to act on its own.");
 }
 
@@ -239,7 +269,7 @@ async function events(params) {
     source_id: params.get("source_id") || "",
     event_type: params.get("event_type") || "",
   };
-  const status = h("select", { name: "status" }, ["", "received", "queued", "delivering", "retry_scheduled", "delivered", "dead_letter"]
+  const status = h("select", { name: "status" }, ["", "received", "queued", "retry_scheduled", "delivered", "dead_letter"]
     .map((s) => h("option", { value: s, selected: s === filters.status }, s ? s.replace("_", " ") : "any status")));
   const source = h("select", { name: "source_id" }, h("option", { value: "" }, "any source"),
     [...names.sources.values()].map((s) => h("option", { value: s.id, selected: s.id === filters.source_id }, s.name)));
@@ -252,15 +282,22 @@ async function events(params) {
   const wrap = h("table", {}, h("thead", {}, h("tr", {}, ["received", "event", "type", "source", "origin", "status"].map((x) => h("th", {}, x)))), body);
   let cursor = null;
   const load = async () => {
-    const page = await get("/v1/events" + query({ ...filters, limit: PAGE, cursor }));
-    for (const e of page.data) {
-      body.append(h("tr", {}, h("td", {}, when(e.received_at)), h("td", { class: "mono" }, link("#/events/" + e.id, e.id)),
-        h("td", {}, e.event_type || h("span", { class: "muted" }, "—")), h("td", {}, sourceName(e.source_id)),
-        h("td", {}, e.origin), h("td", {}, badge(e.status))));
+    // A filtered page scans a bounded stretch of the log, so it can be empty and still have a
+    // cursor: read on until something shows or the log ends.
+    let added = 0;
+    for (let i = 0; i < 20 && added === 0; i++) {
+      const page = await get("/v1/events" + query({ ...filters, limit: PAGE, cursor }));
+      for (const e of page.data) {
+        added++;
+        body.append(h("tr", {}, h("td", {}, when(e.received_at)), h("td", { class: "mono" }, link("#/events/" + e.id, e.id)),
+          h("td", {}, e.event_type || h("span", { class: "muted" }, "—")), h("td", {}, sourceName(e.source_id)),
+          h("td", {}, e.origin), h("td", {}, badge(e.status))));
+      }
+      cursor = page.next_cursor;
+      if (!cursor) break;
     }
-    cursor = page.next_cursor;
     more.hidden = !cursor;
-    if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, "No events match.")));
+    placeholder(body, 6, cursor ? "Nothing yet in the stretch read so far." : "No events match.");
   };
   more.addEventListener("click", () => act(more, load));
   show(h("h1", {}, "Events"),
@@ -271,19 +308,14 @@ async function events(params) {
   await load();
 }
 
-function prettyBody(e) {
+// The exact stored bytes. Reformatting JSON here would show something else than what was
+// received and forwarded (JavaScript numbers lose 64-bit ids, duplicate keys vanish), and what
+// was received is the point of this page.
+function exactBody(e) {
   if (e.body === null || e.body === undefined) {
     return [h("p", { class: "muted" }, "The body is not UTF-8; base64 of its exact bytes:"), h("pre", { class: "body" }, e.body_base64 || "")];
   }
-  let text = e.body;
-  if ((e.content_type || "").includes("json")) {
-    try {
-      text = JSON.stringify(JSON.parse(e.body), null, 2);
-    } catch (_) {
-      // Shown as stored.
-    }
-  }
-  return h("pre", { class: "body" }, text);
+  return h("pre", { class: "body" }, e.body);
 }
 
 async function eventDetail(id) {
@@ -329,7 +361,7 @@ async function eventDetail(id) {
     h("h2", {}, "Headers"),
     table(["name", "value"], Object.entries(e.headers || {}).map(([k, v]) => [mono(k), mono(v)]), "No headers kept."),
     h("h2", {}, "Body"),
-    prettyBody(e),
+    exactBody(e),
   );
 }
 
@@ -337,7 +369,7 @@ async function deliveries(status, params) {
   const show = stage();
   await loadNames();
   const destination = params.get("destination_id") || "";
-  const tabs = [["", "queued"], ["pending", "pending"], ["retry_scheduled", "retry scheduled"], ["dead_letter", "dead letters"]];
+  const tabs = [["", "queued"], ["retry_scheduled", "retry scheduled"], ["dead_letter", "dead letters"]];
   const pick = h("select", {}, h("option", { value: "" }, "any destination"),
     [...names.destinations.values()].map((d) => h("option", { value: d.id, selected: d.id === destination }, d.name)));
   pick.addEventListener("change", () => { location.hash = "#/deliveries/" + status + query({ destination_id: pick.value }); });
@@ -359,7 +391,7 @@ async function deliveries(status, params) {
       if (!cursor) break;
     }
     more.hidden = !cursor;
-    if (!body.children.length) body.append(h("tr", {}, h("td", { colspan: 6, class: "muted" }, status === "dead_letter" ? "No dead letters." : "Nothing queued.")));
+    placeholder(body, 6, cursor ? "Nothing yet in the stretch of the queue read so far." : status === "dead_letter" ? "No dead letters." : "Nothing queued.");
   };
   more.addEventListener("click", () => act(more, load));
   let bulk = null;
@@ -369,7 +401,8 @@ async function deliveries(status, params) {
       const filter = { status: "dead_letter", destination_id: destination || undefined };
       const dry = await post("/v1/replay", { ...filter, dry_run: true });
       if (!dry.data.matched) return { data: { replayed: 0 } };
-      const scope = destination ? "to " + names.destinations.get(destination).name : "to every destination";
+      const known = names.destinations.get(destination);
+      const scope = destination ? "to " + (known ? known.name : destination) : "to every destination";
       if (!confirm("Send " + dry.data.matched + (dry.data.truncated ? "+" : "") + " dead-lettered deliveries again, " + scope + "?")) return { data: { replayed: 0 } };
       return post("/v1/replay", filter);
     }, (r) => r.data.replayed + (r.data.replayed === 1 ? " delivery" : " deliveries") + " queued again").then(() => setTimeout(render, 800)));
@@ -442,8 +475,11 @@ let account = null;
 
 async function whoami() {
   if (account) return;
+  const turn = rendering;
   try {
-    account = (await get("/v1/account")).data;
+    const mine = (await get("/v1/account")).data;
+    if (turn !== rendering) return;
+    account = mine;
     document.getElementById("who").textContent = account.name;
   } catch (_) {
     // The view reports what is wrong.
@@ -451,6 +487,10 @@ async function whoami() {
 }
 
 function login(message) {
+  // Whatever view is still loading belongs to the key being replaced: it must not show.
+  rendering++;
+  names = null;
+  account = null;
   document.getElementById("nav").hidden = true;
   document.getElementById("logout").hidden = true;
   document.getElementById("who").textContent = "";
