@@ -204,6 +204,41 @@ try {
   await page.click("#nav >> text=Sources");
   await main.getByText(base + source.ingest_path).waitFor();
 
+  // Set up a whole path through the forms: a source, a destination, a route; then an event
+  // sent to the new source's URL reaches the receiver, and deleting the route is seen by the API.
+  const form = (title) => main.locator("details.panel", { hasText: title });
+  const field = (title, label) => form(title).locator("label", { hasText: label }).locator("input, select");
+  await main.getByText("New source").click();
+  await field("New source", "name").fill("shop");
+  await field("New source", "signature").selectOption("none");
+  await form("New source").locator("button", { hasText: "Create" }).click();
+  const shopUrl = await main.locator(".notice .mono").innerText();
+  assert.ok(shopUrl.startsWith(base + "/ingest/"), shopUrl);
+  await page.click("#nav >> text=Destinations");
+  await main.getByText("New destination").click();
+  await field("New destination", "name").fill("orders");
+  await field("New destination", "url").fill(rx + "/ok");
+  await form("New destination").locator("button", { hasText: "Create" }).click();
+  assert.match(await main.locator(".notice .mono").innerText(), /^whsec_/);
+  await shot("destinations-created");
+  await page.click("#nav >> text=Routes");
+  await main.getByText("New route").click();
+  await field("New route", "from").selectOption({ label: "shop" });
+  await field("New route", "to").selectOption({ label: "orders" });
+  await field("New route", "event types").fill("orders/*");
+  await form("New route").locator("button", { hasText: "Create" }).click();
+  await main.locator("td", { hasText: "orders/*" }).waitFor();
+  await shot("routes");
+  const sent = await fetch(shopUrl, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ type: "orders/create" }) });
+  assert.equal(sent.status, 200);
+  const shopEvent = (await sent.json()).data.event_id;
+  await until("the event sent through the new route to be delivered", async () =>
+    (await call(base, key, "GET", `/v1/events/${shopEvent}/deliveries`)).some((d) => d.status === "delivered"));
+  const routesBefore = (await call(base, key, "GET", "/v1/routes")).length;
+  await main.locator("tr", { hasText: "orders/*" }).locator("button", { hasText: "Delete" }).click();
+  await main.locator("td", { hasText: "orders/*" }).waitFor({ state: "detached" });
+  assert.equal((await call(base, key, "GET", "/v1/routes")).length, routesBefore - 1);
+
   // A read-only key can look but not act; the page says why.
   await page.click("#logout");
   await page.fill("input[type=password]", readOnly);

@@ -213,6 +213,35 @@ function destinationName(id) {
   return d ? d.name : h("span", { class: "mono" }, id);
 }
 
+// A folded "New …" form: `fields` are labelled inputs, `submit` turns their values into the API
+// call. On success the page is drawn again (with `after` shown above it, once).
+let shownOnce = null;
+
+function createPanel(title, fields, submit) {
+  const button = h("button", { type: "submit", class: "primary" }, "Create");
+  const form = h("form", {
+    class: "card create", onsubmit: async (ev) => {
+      ev.preventDefault();
+      const out = await act(button, submit);
+      if (out) {
+        shownOnce = out;
+        render();
+      }
+    },
+  }, fields.map(([label, input]) => h("label", {}, h("span", {}, label), input)), h("div", {}, button));
+  return h("details", { class: "panel" }, h("summary", {}, title), form);
+}
+
+// A message a create left for the page drawn after it.
+function takeShownOnce() {
+  const out = shownOnce;
+  shownOnce = null;
+  return out ? h("div", { class: "card notice" }, out) : null;
+}
+
+const input = (attrs) => h("input", attrs);
+const options = (pairs, selected) => pairs.map(([value, label]) => h("option", { value, selected: value === selected }, label));
+
 // --- Views ---------------------------------------------------------------------------------
 
 async function overview() {
@@ -417,7 +446,28 @@ async function deliveries(status, params) {
 async function sources() {
   const show = stage();
   const items = [...(await loadNames(true)).sources.values()];
-  show(h("h1", {}, "Sources"),
+  const name = input({ required: true, placeholder: "stripe-live" });
+  const kind = h("select", {}, options([["webhook", "webhook (providers POST to its ingest URL)"], ["api", "api (your code calls POST /v1/messages)"]]));
+  const provider = h("select", {}, options([["github", "GitHub"], ["stripe", "Stripe"], ["shopify", "Shopify"], ["standard_webhooks", "Standard Webhooks / Svix"], ["slack", "Slack"], ["none", "none (no signature check)"]]));
+  const secret = input({ type: "password", autocomplete: "off", placeholder: "the provider's signing secret" });
+  const sync = () => {
+    provider.disabled = kind.value !== "webhook";
+    secret.disabled = provider.disabled || provider.value === "none";
+  };
+  kind.addEventListener("change", sync);
+  provider.addEventListener("change", sync);
+  sync();
+  const panel = createPanel("New source", [["name", name], ["kind", kind], ["signature", provider], ["secret", secret]], async () => {
+    const body = { name: name.value.trim(), kind: kind.value };
+    if (kind.value === "webhook") {
+      body.verification = provider.value === "none" ? { provider: "none" } : { provider: provider.value, secret: secret.value };
+    }
+    const created = (await post("/v1/sources", body)).data;
+    return created.ingest_path
+      ? ["Source ", created.name, " created. Give the provider this URL: ", h("span", { class: "mono" }, location.origin + created.ingest_path)]
+      : ["Source ", created.name, " created: POST /v1/messages with \"source\": \"" + created.name + "\"."];
+  });
+  show(h("h1", {}, "Sources"), takeShownOnce(), panel,
     table(["name", "kind", "verification", "ingest URL", "rate limit", "created"], items.map((s) => [
       h("td", {}, s.name, s.warnings && s.warnings.length ? h("div", { class: "muted" }, s.warnings.join(" ")) : null),
       s.kind,
@@ -425,7 +475,7 @@ async function sources() {
       s.ingest_path ? mono(location.origin + s.ingest_path) : h("span", { class: "muted" }, "send API (POST /v1/messages)"),
       s.rate_limit_per_s ? s.rate_limit_per_s + "/s" : "—",
       when(s.created_at),
-    ]), "No sources yet: create one with POST /v1/sources."));
+    ]), "No sources yet."));
 }
 
 async function destinations() {
@@ -443,7 +493,21 @@ async function destinations() {
       (r) => d.name + ": " + (r.data.status_code ? "HTTP " + r.data.status_code : r.data.error || "no answer") + " in " + r.data.duration_ms + " ms"));
     return b;
   };
-  show(h("h1", {}, "Destinations"),
+  const secret = (d) => h("details", {}, h("summary", {}, "signing secret"), h("span", { class: "mono" }, d.signing_secret));
+  const name = input({ required: true, placeholder: "billing-service" });
+  const url = input({ required: true, type: "url", placeholder: "https://billing.internal/hooks" });
+  const ordering = h("select", {}, options([["none", "any order (concurrent)"], ["fifo", "FIFO (one at a time, in event order)"]]));
+  const concurrency = input({ type: "number", min: 1, placeholder: "10" });
+  const rate = input({ type: "number", min: 1, placeholder: "none" });
+  const panel = createPanel("New destination", [["name", name], ["url", url], ["ordering", ordering], ["max in flight", concurrency], ["rate limit /s", rate]], async () => {
+    const body = { name: name.value.trim(), url: url.value.trim(), ordering: ordering.value };
+    if (concurrency.value) body.max_in_flight = Number(concurrency.value);
+    if (rate.value) body.rate_limit_per_s = Number(rate.value);
+    const created = (await post("/v1/destinations", body)).data;
+    return ["Destination ", created.name, " created. Its receiver verifies hookgate's signatures with ",
+      h("span", { class: "mono" }, created.signing_secret), " (also under \"signing secret\" below). Add a route to send it events."];
+  });
+  show(h("h1", {}, "Destinations"), takeShownOnce(), panel,
     table(["name", "url", "state", "ordering", "concurrency", "rate limit", ""], items.map((d) => [
       d.name,
       mono(d.url),
@@ -452,20 +516,39 @@ async function destinations() {
       d.ordering === "fifo" ? "FIFO" : "any order",
       d.ordering === "fifo" ? 1 : d.max_in_flight,
       d.rate_limit_per_s ? d.rate_limit_per_s + "/s" : "—",
-      h("td", {}, h("div", { class: "row" }, toggle(d), test(d), link("#/deliveries/" + query({ destination_id: d.id }), "queue"))),
-    ]), "No destinations yet: create one with POST /v1/destinations."));
+      h("td", {}, h("div", { class: "row" }, toggle(d), test(d), link("#/deliveries/" + query({ destination_id: d.id }), "queue")), secret(d)),
+    ]), "No destinations yet."));
 }
 
 async function routes() {
   const show = stage();
   await loadNames(true);
   const items = await all("/v1/routes");
-  show(h("h1", {}, "Routes"),
-    table(["source", "event types", "destination", "created"], items.map((r) => [
+  const source = h("select", {}, options([["", "every source of the account (catch-all)"], ...[...names.sources.values()].map((x) => [x.id, x.name])]));
+  const destination = h("select", { required: true }, options([...names.destinations.values()].map((x) => [x.id, x.name])));
+  const pattern = input({ placeholder: "invoice.*, customer.created (empty: every type)" });
+  const panel = createPanel("New route", [["from", source], ["event types", pattern], ["to", destination]], async () => {
+    const body = { destination_id: destination.value };
+    if (source.value) body.source_id = source.value;
+    if (pattern.value.trim()) body.event_type_pattern = pattern.value.trim();
+    await post("/v1/routes", body);
+    return "Route created: matching events received from now on are delivered.";
+  });
+  const remove = (r) => {
+    const b = h("button", { type: "button", class: "danger" }, "Delete");
+    b.addEventListener("click", () => {
+      if (!confirm("Delete this route? Events already queued through it are still delivered.")) return;
+      act(b, () => api("DELETE", "/v1/routes/" + encodeURIComponent(r.id)), () => "Route deleted").then(() => render());
+    });
+    return b;
+  };
+  show(h("h1", {}, "Routes"), takeShownOnce(), panel,
+    table(["source", "event types", "destination", "created", ""], items.map((r) => [
       r.source_id ? sourceName(r.source_id) : h("i", {}, "every source"),
       r.event_type_pattern ? mono(r.event_type_pattern) : h("span", { class: "muted" }, "all"),
       destinationName(r.destination_id),
       when(r.created_at),
+      remove(r),
     ]), "No routes yet: events are stored but go nowhere."));
 }
 
