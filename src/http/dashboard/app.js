@@ -95,6 +95,15 @@ async function countUpTo(path, cap) {
   return Math.min(n, cap) + (cursor || n > cap ? "+" : "");
 }
 
+// After an action whose effect shows a moment later (a replay is queued, then attempted): draws
+// the page again, unless the user has moved to another page since it was asked for.
+function refreshSoon() {
+  const turn = rendering;
+  return () => setTimeout(() => {
+    if (turn === rendering) render();
+  }, 800);
+}
+
 // --- DOM helpers ---------------------------------------------------------------------------
 
 function h(tag, attrs, ...children) {
@@ -359,13 +368,13 @@ async function eventDetail(id) {
   const replay = (destinationId) => {
     const b = h("button", { type: "button" }, destinationId ? "Replay" : "Replay to every destination");
     b.addEventListener("click", () => act(b, () => post("/v1/events/" + encodeURIComponent(id) + "/replay", destinationId ? { destination_id: destinationId } : {}),
-      (r) => "Replay: " + r.data.replayed + " queued" + (r.data.created ? ", " + r.data.created + " new" : "")).then(() => setTimeout(render, 800)));
+      (r) => "Replay: " + r.data.replayed + " queued" + (r.data.created ? ", " + r.data.created + " new" : "")).then(refreshSoon()));
     return b;
   };
   const otherDestination = h("select", {}, [...names.destinations.values()].map((d) => h("option", { value: d.id }, d.name)));
   const backfill = h("button", { type: "button" }, "Send to this destination");
   backfill.addEventListener("click", () => act(backfill, () => post("/v1/events/" + encodeURIComponent(id) + "/replay", { destination_id: otherDestination.value }),
-    (r) => "Queued: " + r.data.replayed).then(() => setTimeout(render, 800)));
+    (r) => "Queued: " + r.data.replayed).then(refreshSoon()));
   show(
     h("h1", {}, "Event ", h("span", { class: "mono" }, e.id)),
     h("div", { class: "card" }, h("dl", { class: "kv" },
@@ -434,7 +443,7 @@ async function deliveries(status, params) {
       const scope = destination ? "to " + (known ? known.name : destination) : "to every destination";
       if (!confirm("Send " + dry.data.matched + (dry.data.truncated ? "+" : "") + " dead-lettered deliveries again, " + scope + "?")) return { data: { replayed: 0 } };
       return post("/v1/replay", filter);
-    }, (r) => r.data.replayed + (r.data.replayed === 1 ? " delivery" : " deliveries") + " queued again").then(() => setTimeout(render, 800)));
+    }, (r) => r.data.replayed + (r.data.replayed === 1 ? " delivery" : " deliveries") + " queued again").then(refreshSoon()));
   }
   show(h("h1", {}, "Deliveries"),
     h("div", { class: "row" }, tabs.map(([s, label]) => (s === status ? h("b", {}, label) : link("#/deliveries/" + s + query({ destination_id: destination }), label))), pick, bulk),
@@ -453,6 +462,7 @@ async function sources() {
   const sync = () => {
     provider.disabled = kind.value !== "webhook";
     secret.disabled = provider.disabled || provider.value === "none";
+    secret.required = !secret.disabled;
   };
   kind.addEventListener("change", sync);
   provider.addEventListener("change", sync);
@@ -460,7 +470,7 @@ async function sources() {
   const panel = createPanel("New source", [["name", name], ["kind", kind], ["signature", provider], ["secret", secret]], async () => {
     const body = { name: name.value.trim(), kind: kind.value };
     if (kind.value === "webhook") {
-      body.verification = provider.value === "none" ? { provider: "none" } : { provider: provider.value, secret: secret.value };
+      body.verification = provider.value === "none" ? { provider: "none" } : { provider: provider.value, secret: secret.value.trim() };
     }
     const created = (await post("/v1/sources", body)).data;
     return created.ingest_path
@@ -498,6 +508,10 @@ async function destinations() {
   const url = input({ required: true, type: "url", placeholder: "https://billing.internal/hooks" });
   const ordering = h("select", {}, options([["none", "any order (concurrent)"], ["fifo", "FIFO (one at a time, in event order)"]]));
   const concurrency = input({ type: "number", min: 1, placeholder: "10" });
+  // A FIFO destination runs one delivery at a time whatever max_in_flight says.
+  ordering.addEventListener("change", () => {
+    concurrency.disabled = ordering.value === "fifo";
+  });
   const rate = input({ type: "number", min: 1, placeholder: "none" });
   const panel = createPanel("New destination", [["name", name], ["url", url], ["ordering", ordering], ["max in flight", concurrency], ["rate limit /s", rate]], async () => {
     const body = { name: name.value.trim(), url: url.value.trim(), ordering: ordering.value };
@@ -522,10 +536,10 @@ async function destinations() {
 
 async function routes() {
   const show = stage();
-  await loadNames(true);
+  const known = await loadNames(true);
   const items = await all("/v1/routes");
-  const source = h("select", {}, options([["", "every source of the account (catch-all)"], ...[...names.sources.values()].map((x) => [x.id, x.name])]));
-  const destination = h("select", { required: true }, options([...names.destinations.values()].map((x) => [x.id, x.name])));
+  const source = h("select", {}, options([["", "every source of the account (catch-all)"], ...[...known.sources.values()].map((x) => [x.id, x.name])]));
+  const destination = h("select", { required: true }, options([...known.destinations.values()].map((x) => [x.id, x.name])));
   const pattern = input({ placeholder: "invoice.*, customer.created (empty: every type)" });
   const panel = createPanel("New route", [["from", source], ["event types", pattern], ["to", destination]], async () => {
     const body = { destination_id: destination.value };
@@ -542,7 +556,10 @@ async function routes() {
     });
     return b;
   };
-  show(h("h1", {}, "Routes"), takeShownOnce(), panel,
+  const newRoute = known.destinations.size
+    ? panel
+    : h("p", {}, "A route sends events to a destination: ", link("#/destinations", "create a destination"), " first.");
+  show(h("h1", {}, "Routes"), takeShownOnce(), newRoute,
     table(["source", "event types", "destination", "created", ""], items.map((r) => [
       r.source_id ? sourceName(r.source_id) : h("i", {}, "every source"),
       r.event_type_pattern ? mono(r.event_type_pattern) : h("span", { class: "muted" }, "all"),
