@@ -45,6 +45,7 @@ pub struct EventFilter {
     pub source_id: Option<SourceId>,
     pub status: Option<EventStatus>,
     pub event_type: Option<String>,
+    pub dedupe_key: Option<String>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
 }
@@ -322,6 +323,10 @@ impl Store {
                     .event_type
                     .as_deref()
                     .is_some_and(|t| meta.event_type.as_deref() != Some(t))
+                || filter
+                    .dedupe_key
+                    .as_deref()
+                    .is_some_and(|k| meta.dedupe_key.as_deref() != Some(k))
             {
                 continue;
             }

@@ -161,6 +161,12 @@ try {
   await page.click("#nav >> text=Events");
   await main.locator("td", { hasText: "pull_request.opened" }).waitFor();
   await shot("events");
+  // The provider's delivery id finds it (the other event is filtered out).
+  await main.locator("input[name=dedupe_key]").fill("<b>d-1</b>");
+  await main.locator("button", { hasText: "Filter" }).click();
+  await main.locator("td", { hasText: "ping" }).waitFor({ state: "detached" });
+  await main.locator("td", { hasText: "pull_request.opened" }).waitFor();
+  assert.equal(await main.locator("tbody tr").count(), 1);
   await page.click(`a[href="#/events/${eventId}"]`);
   await main.locator("h2", { hasText: "Attempts" }).waitFor();
   assert.equal(await main.locator("pre.body").textContent(), body, "the exact body, as text");

@@ -544,6 +544,21 @@ async fn dedupe_window_zero_stores_every_copy() {
     let a = accepted(&post(&api, &path, &h, body).await);
     let b = accepted(&post(&api, &path, &h, body).await);
     assert_ne!(a, b);
+
+    // Both copies are found by the provider's delivery id, and nothing else is.
+    let mut other = h.clone();
+    other[1].1 = "other".to_owned();
+    let c = accepted(&post(&api, &path, &other, body).await);
+    let ids = |list: Vec<Value>| -> Vec<String> {
+        list.iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let found = events(&api, "?dedupe_key=same").await;
+    assert_eq!(ids(found.clone()), [b.clone(), a.clone()]);
+    assert!(found.iter().all(|e| e["dedupe_key"] == "same"));
+    assert_eq!(ids(events(&api, "?dedupe_key=other").await), [c]);
+    assert!(events(&api, "?dedupe_key=nope").await.is_empty());
     gw.stop().await;
 }
 

@@ -36,6 +36,10 @@ pub struct EventListParams {
     pub source_id: Option<SourceId>,
     pub status: Option<EventStatus>,
     pub event_type: Option<String>,
+    /// The provider's delivery id (Stripe's event `id`, `X-GitHub-Delivery`,
+    /// `X-Shopify-Webhook-Id`, `webhook-id`) or the send API's `id`: finds what became of one
+    /// webhook the provider says it sent.
+    pub dedupe_key: Option<String>,
     /// RFC 3339; events received at or after.
     pub since: Option<String>,
     /// RFC 3339; events received at or before.
@@ -53,6 +57,8 @@ pub struct EventSummary {
     pub event_type: Option<String>,
     pub status: EventStatus,
     pub received_at: String,
+    /// The provider's delivery id or the idempotency key, when there was one.
+    pub dedupe_key: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -124,6 +130,7 @@ fn summary((m, status): (EventMeta, EventStatus)) -> EventSummary {
         event_type: m.event_type,
         status,
         received_at: rfc3339(m.received_at_ms),
+        dedupe_key: m.dedupe_key,
     }
 }
 
@@ -193,6 +200,7 @@ async fn list_events(
         source_id: params.source_id,
         status: params.status,
         event_type: params.event_type,
+        dedupe_key: params.dedupe_key,
         since_ms: params
             .since
             .as_deref()

@@ -306,14 +306,16 @@ async function events(params) {
     status: params.get("status") || "",
     source_id: params.get("source_id") || "",
     event_type: params.get("event_type") || "",
+    dedupe_key: params.get("dedupe_key") || "",
   };
   const status = h("select", { name: "status" }, ["", "received", "queued", "retry_scheduled", "delivered", "dead_letter"]
     .map((s) => h("option", { value: s, selected: s === filters.status }, s ? s.replace("_", " ") : "any status")));
   const source = h("select", { name: "source_id" }, h("option", { value: "" }, "any source"),
     [...names.sources.values()].map((s) => h("option", { value: s.id, selected: s.id === filters.source_id }, s.name)));
   const type = h("input", { name: "event_type", placeholder: "event type (exact)", value: filters.event_type });
+  const delivery = h("input", { name: "dedupe_key", placeholder: "provider delivery id", value: filters.dedupe_key });
   const apply = () => {
-    location.hash = "#/events" + query({ status: status.value, source_id: source.value, event_type: type.value.trim() });
+    location.hash = "#/events" + query({ status: status.value, source_id: source.value, event_type: type.value.trim(), dedupe_key: delivery.value.trim() });
   };
   const body = h("tbody");
   const more = h("button", { type: "button" }, "Load more");
@@ -339,7 +341,7 @@ async function events(params) {
   };
   more.addEventListener("click", () => act(more, load));
   show(h("h1", {}, "Events"),
-    h("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); apply(); } }, status, source, type, h("button", { type: "submit" }, "Filter")),
+    h("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); apply(); } }, status, source, type, delivery, h("button", { type: "submit" }, "Filter")),
     wrap, h("p", {}, more));
   status.addEventListener("change", apply);
   source.addEventListener("change", apply);
