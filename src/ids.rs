@@ -1,8 +1,9 @@
 //! Prefixed, time-ordered identifiers.
 //!
 //! Every id is a `u128`: the top 48 bits are Unix milliseconds, the low 80 bits random (the
-//! ULID layout), except that ids made now are monotonic within the process (ULID's monotonic
-//! rule, see [`next_raw_id`]), so they sort in the order they were made. Stored keys are the
+//! ULID layout), except that ids made now are monotonic (ULID's monotonic rule, see
+//! [`next_raw_id`]; across restarts too, from the newest stored event, see [`resume_after`]),
+//! so they sort in the order they were made. Stored keys are the
 //! raw `u128`, so a redb range scan over ids is a scan in creation order, which keeps batched
 //! inserts append-mostly (random keys made large redb batches several times slower). On the
 //! wire an id is its prefix plus the 26-character Crockford base32 form, e.g.
@@ -35,7 +36,6 @@ pub fn now_ms() -> u64 {
 /// FIFO destination. Ids stay increasing if the clock steps back; they then carry the later
 /// time until the clock passes it (`received_at` is recorded separately).
 pub fn next_raw_id() -> u128 {
-    static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
     let fresh = raw_id_at(now_ms());
     let mut last = LAST
         .lock()
@@ -43,6 +43,21 @@ pub fn next_raw_id() -> u128 {
     // One past the last keeps ids unique; random low bits would only add a way to collide.
     *last = if fresh > *last { fresh } else { *last + 1 };
     *last
+}
+
+/// The last id [`next_raw_id`] made, or the greatest stored one [`resume_after`] was told of.
+static LAST: std::sync::Mutex<u128> = std::sync::Mutex::new(0);
+
+/// Makes every id made from now on greater than `raw`, an id already stored. Called at start
+/// with the newest stored event id, so ids keep increasing across a restart even when the
+/// clock is now behind the time the last run's ids carried (it stepped back while they ran
+/// ahead of it): otherwise new events would sort before older ones, in listings and in a FIFO
+/// destination's order.
+pub fn resume_after(raw: u128) {
+    let mut last = LAST
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *last = (*last).max(raw);
 }
 
 /// A fresh raw id for the given time, with no ordering against other ids of that millisecond.

@@ -219,6 +219,9 @@ impl Store {
             source,
         })?;
         init_schema(&db)?;
+        if let Some(newest) = newest_event_id(&db)? {
+            crate::ids::resume_after(newest);
+        }
         let metrics = JournalMetrics::register(registry)?;
         let db = Arc::new(db);
         let due_listener: Arc<std::sync::OnceLock<DueListener>> = Arc::default();
@@ -709,6 +712,21 @@ fn remove_routes_where(
         table.remove(key)?;
     }
     Ok(())
+}
+
+/// The greatest event id stored: one short read of each account's last event key.
+fn newest_event_id(db: &Database) -> Result<Option<u128>, StoreError> {
+    let txn = db.begin_read()?;
+    let accounts = txn.open_table(ACCOUNTS)?;
+    let events = txn.open_table(EVENTS)?;
+    let mut newest = None;
+    for account in accounts.iter()? {
+        let acc = account?.0.value();
+        if let Some(last) = events.range((acc, 0)..=(acc, u128::MAX))?.next_back() {
+            newest = newest.max(Some(last?.0.value().1));
+        }
+    }
+    Ok(newest)
 }
 
 /// Creates every table and checks the schema version, so reads never meet a missing table.

@@ -168,3 +168,70 @@ async fn sigterm_drains_and_exits_zero_keeping_everything() {
     }
     gw.kill();
 }
+
+/// After the clock steps back, ids run ahead of it (they only increase). A restart must not
+/// forget that: a new event's id would then sort before events stored by the last run, in the
+/// events list and in a FIFO destination's order. An event stored with an id an hour ahead
+/// stands in for the last run's ids.
+#[tokio::test]
+async fn ids_made_after_a_restart_follow_the_newest_stored_event_even_if_it_is_ahead_of_the_clock()
+{
+    use hookgate::ids::{raw_id_at, AccountId, EventId, SourceId};
+
+    let dir = tempfile::tempdir().unwrap();
+    let gw = GatewayProcess::start(dir.path());
+    let (api, account) = gw.client().new_account("clock").await;
+    let src = api
+        .post("/v1/sources", json!({"name": "s", "kind": "webhook"}))
+        .await;
+    let ingest = |api: Api, path: String| async move {
+        let a = api.post(&path, json!({"type": "t"})).await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+        a.data()["event_id"].as_str().unwrap().to_owned()
+    };
+    let path = src.data()["ingest_path"].as_str().unwrap().to_owned();
+    let before = ingest(api.clone(), path.clone()).await;
+    assert!(gw.terminate().success());
+
+    let ahead = EventId(raw_id_at(hookgate::ids::now_ms() + 3_600_000));
+    {
+        let mut raw = hookgate::config::RawConfig::default();
+        raw.storage.data_dir = dir.path().join("data");
+        let config = hookgate::config::Config::from_raw(raw, &|_| None).unwrap();
+        let (store, thread) =
+            hookgate::store::Store::open(&config.storage, &prometheus::Registry::new()).unwrap();
+        let event = hookgate::model::Event {
+            id: ahead,
+            account_id: AccountId::parse(account["id"].as_str().unwrap()).unwrap(),
+            source_id: SourceId::parse(src.data()["id"].as_str().unwrap()).unwrap(),
+            origin: hookgate::model::Origin::Inbound,
+            received_at_ms: ahead.created_ms(),
+            event_type: Some("t".into()),
+            dedupe_key: None,
+            content_type: None,
+            headers: vec![],
+            body: b"{}".to_vec().into(),
+        };
+        store
+            .append_event(event, vec![], std::time::Duration::ZERO)
+            .await
+            .unwrap();
+        drop(store);
+        thread.join().await;
+    }
+
+    let gw = GatewayProcess::start(dir.path());
+    let api = gw.client().with_key(api.key.as_deref().unwrap());
+    let after = ingest(api.clone(), path).await;
+    let listed: Vec<String> = api
+        .get("/v1/events")
+        .await
+        .data()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, [after.clone(), ahead.to_string(), before]);
+    assert!(gw.terminate().success());
+}
