@@ -65,34 +65,31 @@ function query(params) {
   return s ? "?" + s : "";
 }
 
-// Every page of a list (lists of configuration are short; events are paged by the user).
-async function all(path) {
+// Reads a list page after page (cursor to cursor) until it ends, `enough` says so, or
+// `maxPages` were read; returns the items and whether the list went on.
+async function collect(path, limit, enough, maxPages) {
   const items = [];
   let cursor = null;
-  for (let i = 0; i < 100; i++) {
-    const sep = path.includes("?") ? "&" : "?";
-    const page = await get(path + sep + "limit=250" + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
+  for (let i = 0; i < maxPages; i++) {
+    const page = await get(path + (path.includes("?") ? "&" : "?") + query({ limit, cursor }).slice(1));
     items.push(...page.data);
     cursor = page.next_cursor;
-    if (!cursor) break;
+    if (!cursor || enough(items)) break;
   }
-  return items;
+  return { items, more: Boolean(cursor) };
+}
+
+// Every item of a list (lists of configuration are short; events are paged by the user).
+async function all(path) {
+  return (await collect(path, 250, () => false, 100)).items;
 }
 
 // How many items a list has, counted up to `cap` ("250+" past it). Queue pages scan a bounded
 // stretch of a queue shared by all accounts, so short pages are followed, a bounded number of
 // times; a count that stopped early says so with "+".
 async function countUpTo(path, cap) {
-  let n = 0;
-  let cursor = null;
-  for (let i = 0; i < 50; i++) {
-    const sep = path.includes("?") ? "&" : "?";
-    const page = await get(path + sep + "limit=" + cap + (cursor ? "&cursor=" + encodeURIComponent(cursor) : ""));
-    n += page.data.length;
-    cursor = page.next_cursor;
-    if (!cursor || n >= cap) break;
-  }
-  return Math.min(n, cap) + (cursor || n > cap ? "+" : "");
+  const { items, more } = await collect(path, cap, (got) => got.length >= cap, 50);
+  return Math.min(items.length, cap) + (more || items.length > cap ? "+" : "");
 }
 
 // After an action whose effect shows a moment later (a replay is queued, then attempted): draws
@@ -172,6 +169,32 @@ function table(headers, rows, empty) {
 }
 
 const mono = (text) => h("td", { class: "mono" }, text);
+
+// A table over a list whose pages scan a bounded stretch (events, the queue): a page can be
+// empty and still have a cursor, so each load reads on until something shows or the list ends.
+// `load` is the first load and the "Load more" button's.
+function pagedTable(headers, path, params, row, empty) {
+  const body = h("tbody");
+  const more = h("button", { type: "button" }, "Load more");
+  let cursor = null;
+  const load = async () => {
+    let added = 0;
+    for (let i = 0; i < 20 && added === 0; i++) {
+      const page = await get(path + query({ ...params, limit: PAGE, cursor }));
+      for (const item of page.data) {
+        added++;
+        body.append(row(item));
+      }
+      cursor = page.next_cursor;
+      if (!cursor) break;
+    }
+    more.hidden = !cursor;
+    placeholder(body, headers.length, cursor ? "Nothing yet in the stretch read so far." : empty);
+  };
+  more.addEventListener("click", () => act(more, load));
+  const table = h("table", {}, h("thead", {}, h("tr", {}, headers.map((x) => h("th", {}, x)))), body);
+  return { table, more, load };
+}
 
 // The one row an empty table body shows, replaced as soon as rows arrive.
 function placeholder(body, columns, text) {
@@ -317,35 +340,17 @@ async function events(params) {
   const apply = () => {
     location.hash = "#/events" + query({ status: status.value, source_id: source.value, event_type: type.value.trim(), dedupe_key: delivery.value.trim() });
   };
-  const body = h("tbody");
-  const more = h("button", { type: "button" }, "Load more");
-  const wrap = h("table", {}, h("thead", {}, h("tr", {}, ["received", "event", "type", "source", "origin", "status"].map((x) => h("th", {}, x)))), body);
-  let cursor = null;
-  const load = async () => {
-    // A filtered page scans a bounded stretch of the log, so it can be empty and still have a
-    // cursor: read on until something shows or the log ends.
-    let added = 0;
-    for (let i = 0; i < 20 && added === 0; i++) {
-      const page = await get("/v1/events" + query({ ...filters, limit: PAGE, cursor }));
-      for (const e of page.data) {
-        added++;
-        body.append(h("tr", {}, h("td", {}, when(e.received_at)), h("td", { class: "mono" }, link("#/events/" + e.id, e.id)),
-          h("td", {}, e.event_type || h("span", { class: "muted" }, "—")), h("td", {}, sourceName(e.source_id)),
-          h("td", {}, e.origin), h("td", {}, badge(e.status))));
-      }
-      cursor = page.next_cursor;
-      if (!cursor) break;
-    }
-    more.hidden = !cursor;
-    placeholder(body, 6, cursor ? "Nothing yet in the stretch read so far." : "No events match.");
-  };
-  more.addEventListener("click", () => act(more, load));
+  const list = pagedTable(["received", "event", "type", "source", "origin", "status"], "/v1/events", filters,
+    (e) => h("tr", {}, h("td", {}, when(e.received_at)), h("td", { class: "mono" }, link("#/events/" + e.id, e.id)),
+      h("td", {}, e.event_type || h("span", { class: "muted" }, "—")), h("td", {}, sourceName(e.source_id)),
+      h("td", {}, e.origin), h("td", {}, badge(e.status))),
+    "No events match.");
   show(h("h1", {}, "Events"),
     h("form", { class: "row", onsubmit: (ev) => { ev.preventDefault(); apply(); } }, status, source, type, delivery, h("button", { type: "submit" }, "Filter")),
-    wrap, h("p", {}, more));
+    list.table, h("p", {}, list.more));
   status.addEventListener("change", apply);
   source.addEventListener("change", apply);
-  await load();
+  await list.load();
 }
 
 // The exact stored bytes. Reformatting JSON here would show something else than what was
@@ -413,27 +418,11 @@ async function deliveries(status, params) {
   const pick = h("select", {}, h("option", { value: "" }, "any destination"),
     [...names.destinations.values()].map((d) => h("option", { value: d.id, selected: d.id === destination }, d.name)));
   pick.addEventListener("change", () => { location.hash = "#/deliveries/" + status + query({ destination_id: pick.value }); });
-  const body = h("tbody");
-  const more = h("button", { type: "button" }, "Load more");
-  let cursor = null;
-  const load = async () => {
-    // Queued pages scan a bounded part of the shared queue, so a page can be short or empty
-    // and still have a cursor: keep reading until something shows or the queue ends.
-    let added = 0;
-    for (let i = 0; i < 20 && added === 0; i++) {
-      const page = await get("/v1/deliveries" + query({ status, destination_id: destination, limit: PAGE, cursor }));
-      for (const d of page.data) {
-        added++;
-        body.append(h("tr", {}, h("td", { class: "mono" }, link("#/events/" + d.event_id, d.event_id)), h("td", {}, destinationName(d.destination_id)),
-          h("td", {}, badge(d.status)), h("td", {}, d.attempts), h("td", {}, when(d.next_attempt_at)), h("td", {}, d.last_status_code || "—")));
-      }
-      cursor = page.next_cursor;
-      if (!cursor) break;
-    }
-    more.hidden = !cursor;
-    placeholder(body, 6, cursor ? "Nothing yet in the stretch of the queue read so far." : status === "dead_letter" ? "No dead letters." : "Nothing queued.");
-  };
-  more.addEventListener("click", () => act(more, load));
+  const list = pagedTable(["event", "destination", "status", "attempts", "next attempt", "last status"], "/v1/deliveries",
+    { status, destination_id: destination },
+    (d) => h("tr", {}, h("td", { class: "mono" }, link("#/events/" + d.event_id, d.event_id)), h("td", {}, destinationName(d.destination_id)),
+      h("td", {}, badge(d.status)), h("td", {}, d.attempts), h("td", {}, when(d.next_attempt_at)), h("td", {}, d.last_status_code || "—")),
+    status === "dead_letter" ? "No dead letters." : "Nothing queued.");
   let bulk = null;
   if (status === "dead_letter") {
     bulk = h("button", { type: "button", class: "primary" }, "Replay these dead letters");
@@ -449,9 +438,8 @@ async function deliveries(status, params) {
   }
   show(h("h1", {}, "Deliveries"),
     h("div", { class: "row" }, tabs.map(([s, label]) => (s === status ? h("b", {}, label) : link("#/deliveries/" + s + query({ destination_id: destination }), label))), pick, bulk),
-    h("table", {}, h("thead", {}, h("tr", {}, ["event", "destination", "status", "attempts", "next attempt", "last status"].map((x) => h("th", {}, x)))), body),
-    h("p", {}, more));
-  await load();
+    list.table, h("p", {}, list.more));
+  await list.load();
 }
 
 async function sources() {
