@@ -3,9 +3,9 @@
 //! Every id is a `u128`: the top 48 bits are Unix milliseconds, the low 80 bits random (the
 //! ULID layout), except that ids made now are monotonic (ULID's monotonic rule, see
 //! [`next_raw_id`]; across restarts too, from the newest stored event, see [`resume_after`]),
-//! so they sort in the order they were made. Stored keys are the
-//! raw `u128`, so a redb range scan over ids is a scan in creation order, which keeps batched
-//! inserts append-mostly (random keys made large redb batches several times slower). On the
+//! so they sort in the order they were made. Stored keys are the raw `u128`, so a redb range
+//! scan over ids is a scan in creation order, which keeps batched inserts append-mostly
+//! (random keys made large redb batches several times slower). On the
 //! wire an id is its prefix plus the 26-character Crockford base32 form, e.g.
 //! `evt_01JD3X0Q4W8N7T5Y2B9C6K1M0P`.
 //!
@@ -34,7 +34,7 @@ pub fn now_ms() -> u64 {
 /// that, two events received one after the other within a millisecond would sort by their
 /// random bits: listed newest-first in the wrong order, and delivered in the wrong order by a
 /// FIFO destination. Ids stay increasing if the clock steps back; they then carry the later
-/// time until the clock passes it (`received_at` is recorded separately).
+/// time until the clock passes it, and events record that time as received (`EventId::new`).
 pub fn next_raw_id() -> u128 {
     let fresh = raw_id_at(now_ms());
     let mut last = LAST
