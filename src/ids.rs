@@ -5,9 +5,8 @@
 //! [`next_raw_id`]; across restarts too, from the newest stored event, see [`resume_after`]),
 //! so they sort in the order they were made. Stored keys are the raw `u128`, so a redb range
 //! scan over ids is a scan in creation order, which keeps batched inserts append-mostly
-//! (random keys made large redb batches several times slower). On the
-//! wire an id is its prefix plus the 26-character Crockford base32 form, e.g.
-//! `evt_01JD3X0Q4W8N7T5Y2B9C6K1M0P`.
+//! (random keys made large redb batches several times slower). On the wire an id is its prefix
+//! plus the 26-character Crockford base32 form, e.g. `evt_01JD3X0Q4W8N7T5Y2B9C6K1M0P`.
 //!
 //! Ids are newtypes so a `SourceId` can never be passed where a `DestinationId` is meant.
 //! This module does not guarantee ids are unguessable: they are identifiers, not secrets
